@@ -1,0 +1,55 @@
+/* comm: the communication layer: the only module that calls MPI. Init and
+ * finalize, sums over ranks, broadcasts, agreement on a status, abort, and the
+ * HDF5 file-access property list that binds HDF5 to the world communicator.
+ * Must not hold training logic. */
+#ifndef MNIST_COMM_H
+#define MNIST_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hdf5.h>
+
+typedef struct Comm {
+    int rank, size;
+    int thread_level; /* what MPI_Init_thread provided */
+} Comm;
+
+/* Initialises MPI (thread level FUNNELED: only the master thread calls MPI)
+ * for the whole world; works as a singleton without mpirun. 0 or -1. */
+int comm_init(int *argc, char ***argv, Comm *c);
+
+/* Finalises MPI; call on every rank on the way out. */
+void comm_finalize(void);
+
+/* Collective: returns the largest status any rank passed, so every rank
+ * takes the same branch (0 = all fine). */
+int comm_agree(const Comm *c, int status);
+
+/* Collective in-place sums over ranks of n elements. */
+void comm_allreduce_sum_f32(const Comm *c, float *buf, size_t n);
+void comm_allreduce_sum_f64(const Comm *c, double *buf, size_t n);
+void comm_allreduce_sum_i64(const Comm *c, int64_t *buf, size_t n);
+
+/* Collective: copies bytes of buf from root to every rank. */
+void comm_bcast(const Comm *c, void *buf, size_t bytes, int root);
+
+/* Collective: every rank receives into all[size * bytes] each rank's bytes
+ * from mine, in rank order. */
+void comm_allgather(const Comm *c, const void *mine, void *all, size_t bytes);
+
+/* Collective barrier. */
+void comm_barrier(const Comm *c);
+
+/* Ends the whole job from any one rank with exit status code (never hangs the
+ * others). Print the reason first. */
+_Noreturn void comm_abort(const Comm *c, int code);
+
+/* A new file-access property list using the MPI-IO driver on the world
+ * communicator (close with H5Pclose), or H5I_INVALID_HID on failure. */
+hid_t comm_h5_fapl(const Comm *c);
+
+/* Processor name of this rank (host name), into buf. */
+void comm_host(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,45 @@
+/* ops: the numerical kernels of the MLP on flat row-major float arrays.
+ * Matrix products go to CBLAS; element-wise loops are OpenMP-parallel over an
+ * outer index that each thread owns, so results do not depend on the thread
+ * count. Must not allocate, print, or know about ranks. */
+#ifndef MNIST_OPS_H
+#define MNIST_OPS_H
+
+#include <stdint.h>
+
+/* y[B,out] = x[B,in] · W[in,out]. Overwrites y; bias and activation are
+ * applied by the fused pass below. */
+void dense_forward(float *y, const float *x, const float *W, int B, int in, int out);
+
+/* In place on y[B,out]: y = y + b, then (relu) y = max(y, 0), then inverted
+ * dropout: y = keep ? y / (1 - drop_p) : 0, with keep drawn from the stream
+ * rng_mix64(key ^ sample_ids[i]) so a sample's mask depends only on (key,
+ * sample id), never on its position, rank or thread. drop_p = 0 disables
+ * dropout (sample_ids may then be NULL). */
+void bias_act_dropout_forward(float *y, const float *b, int B, int out, int relu, float drop_p,
+                              uint64_t key, const uint64_t *sample_ids);
+
+/* Backward of y = x · W + b (differentiates dense_forward + the bias add):
+ *   dW[in,out] += x^T · dy,  db[out] += sum over rows of dy   (accumulate),
+ *   dx[B,in]    = dy · W^T                                     (overwrite;
+ *   skipped when dx is NULL, e.g. for the first layer). */
+void dense_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                    const float *W, int B, int in, int out);
+
+/* Backward of relu + inverted dropout given the forward output h[B,n]:
+ * dy *= (h > 0) ? scale : 0, with scale = 1 / (1 - drop_p). h > 0 exactly
+ * when the unit was both active and kept, so no mask needs to be stored. */
+void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale);
+
+/* Softmax cross-entropy over logits[B,C] with labels[B], computed stably via
+ * log-sum-exp. Returns the SUM of per-sample losses (not the mean).
+ * If dlogits is non-NULL it is overwritten with (softmax - onehot) * grad_scale
+ * (it may alias logits). If pred is non-NULL it receives each row's argmax.
+ * labels may be NULL only when dlogits is NULL; the return is then 0. */
+double softmax_xent(float *dlogits, int *pred, const float *logits, const uint8_t *labels, int B,
+                    int C, float grad_scale);
+
+/* probs[B,C] = softmax(logits) row by row (may alias logits). */
+void softmax_rows(float *probs, const float *logits, int B, int C);
+
+#endif

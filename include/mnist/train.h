@@ -1,0 +1,29 @@
+/* train: the subcommands' drivers. train_run is the epoch/step loop and the
+ * only place that sequences communication; convert_run turns CSV/IDX into
+ * HDF5 or CSV. Must not contain kernel math. */
+#ifndef MNIST_TRAIN_H
+#define MNIST_TRAIN_H
+
+#include <stdint.h>
+
+#include "mnist/comm.h"
+#include "mnist/config.h"
+#include "mnist/mlp.h"
+#include "mnist/optim.h"
+
+/* Runs `mnist-dist train` on every rank. Returns the exit status, the same
+ * on every rank; errors are printed once, by the lowest failing rank. */
+int train_run(const Config *cfg, const Comm *comm);
+
+/* Runs `mnist-dist convert` (rank 0 works, the others wait for its status). */
+int convert_run(const Config *cfg, const Comm *comm);
+
+/* One data-parallel step: zero gradients, forward and backward on this rank's
+ * b_local rows (x, y, global sample ids), gradients scaled by 1 / global_batch
+ * and summed over comm, then one Adam step. Adds this rank's summed loss to
+ * *loss_sum and its correct predictions to *correct. Allocation-free. */
+void train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
+                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
+                int *pred, double *loss_sum, int64_t *correct);
+
+#endif

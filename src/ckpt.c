@@ -1,0 +1,445 @@
+/* ckpt: HDF5 checkpoint writer and validating reader. One process writes
+ * (the default sec2 driver); tensors are Fletcher-32-checksummed chunked
+ * datasets. Never decides which rank writes, never prints. */
+#define _GNU_SOURCE
+#include "mnist/ckpt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- writing ---------------------------------------------------------- */
+
+static int attr_write(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, int n,
+                      const void *value)
+{
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t s = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(obj, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = (a >= 0 && H5Awrite(a, mem_type, value) >= 0) ? 0 : -1;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    return rc;
+}
+
+static int attr_write_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value) + 1);
+    int rc = attr_write(obj, name, t, t, 0, value);
+    H5Tclose(t);
+    return rc;
+}
+
+/* A chunked (one chunk), checksummed, 1-D or 2-D dataset. */
+static int dset_write(hid_t loc, const char *name, int nd, const hsize_t *dims, hid_t file_type,
+                      hid_t mem_type, const void *buf)
+{
+    hsize_t chunk[2] = {dims[0] ? dims[0] : 1, nd == 2 ? (dims[1] ? dims[1] : 1) : 1};
+    hid_t space = H5Screate_simple(nd, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t d = H5I_INVALID_HID;
+    int rc = -1;
+    if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, nd, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 ||
+        H5Pset_obj_track_times(dcpl, 0) < 0)
+        goto out;
+    d = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d >= 0 && H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0)
+        rc = 0;
+out:
+    if (d >= 0)
+        H5Dclose(d);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+static hid_t group_create(hid_t loc, const char *name)
+{
+    return H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+/* Writes one flat vector (params or a moment) as per-layer W and b datasets
+ * under group name. */
+static int tensors_write(hid_t file, const char *name, const Mlp *m, const float *flat)
+{
+    hid_t g = group_create(file, name);
+    if (g < 0)
+        return -1;
+    int rc = 0;
+    for (int l = 0; l < m->num_layers && rc == 0; l++) {
+        char lname[32];
+        snprintf(lname, sizeof lname, "dense%d", l);
+        hid_t lg = group_create(g, lname);
+        hsize_t wd[2] = {(hsize_t)m->sizes[l], (hsize_t)m->sizes[l + 1]}, bd[1] = {wd[1]};
+        rc = (lg >= 0 &&
+              dset_write(lg, "W", 2, wd, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                         flat + mlp_tensor_offset(m, l, 0)) == 0 &&
+              dset_write(lg, "b", 1, bd, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
+                         flat + mlp_tensor_offset(m, l, 1)) == 0)
+                 ? 0
+                 : -1;
+        if (lg >= 0)
+            H5Gclose(lg);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+static int history_write(hid_t file, const History *h)
+{
+    hid_t g = group_create(file, "history");
+    if (g < 0)
+        return -1;
+    const int n = h->count;
+    double *col = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    int rc = col ? 0 : -1;
+    static const char *names[] = {"epoch", "train_loss", "train_acc", "val_loss",
+                                  "val_acc", "seconds", "samples_per_s"};
+    for (int k = 0; k < 7 && rc == 0; k++) {
+        for (int i = 0; i < n; i++) {
+            const EpochStats *s = &h->items[i];
+            const double v[7] = {s->epoch,   s->train_loss, s->train_acc,    s->val_loss,
+                                 s->val_acc, s->seconds,    s->samples_per_s};
+            col[i] = v[k];
+        }
+        hsize_t d[1] = {(hsize_t)n};
+        rc = dset_write(g, names[k], 1, d, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, col);
+    }
+    free(col);
+    H5Gclose(g);
+    return rc;
+}
+
+int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *meta,
+               const History *h, const char *config_json, Error *e)
+{
+    char tmp[4096];
+    if (path_tmp_name(tmp, sizeof tmp, path, e))
+        return -1;
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (file < 0)
+        return err_set(e, "%s: cannot create checkpoint (is the directory writable?)", path);
+    int sizes[MLP_MAX_LAYERS + 1];
+    for (int l = 0; l <= m->num_layers; l++)
+        sizes[l] = m->sizes[l];
+    const int64_t version = CKPT_FORMAT_VERSION, epoch = meta->epoch, t = opt->t;
+    const uint64_t num_params = m->num_params;
+    const double hyper[4] = {opt->lr, opt->beta1, opt->beta2, opt->eps};
+    int ok = attr_write_str(file, "format", CKPT_FORMAT) == 0 &&
+             attr_write(file, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &version) == 0 &&
+             attr_write(file, "epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &epoch) == 0 &&
+             attr_write(file, "seed", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &meta->seed) == 0 &&
+             attr_write(file, "layer_sizes", H5T_STD_I32LE, H5T_NATIVE_INT, m->num_layers + 1,
+                        sizes) == 0 &&
+             attr_write(file, "num_params", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &num_params) == 0 &&
+             attr_write(file, "dropout", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, &m->dropout) == 0 &&
+             attr_write_str(file, "rng", "splitmix64 counter streams keyed by (seed, purpose, epoch, sample)") == 0 &&
+             attr_write_str(file, "created_by", "mnist-dist " MNIST_VERSION) == 0 &&
+             attr_write_str(file, "config", config_json ? config_json : "{}") == 0 &&
+             tensors_write(file, "model", m, m->params) == 0;
+    if (ok) {
+        hid_t g = group_create(file, "adam");
+        ok = g >= 0 && attr_write(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &t) == 0 &&
+             attr_write(g, "lr_beta1_beta2_eps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 4, hyper) == 0 &&
+             tensors_write(g, "m", m, m->adam_m) == 0 && tensors_write(g, "v", m, m->adam_v) == 0;
+        if (g >= 0)
+            H5Gclose(g);
+    }
+    ok = ok && history_write(file, h) == 0;
+    if (H5Fclose(file) < 0)
+        ok = 0;
+    if (!ok) {
+        unlink(tmp);
+        return err_set(e, "%s: cannot write checkpoint (disk full?)", path);
+    }
+    return path_commit(tmp, path, e);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static int attr_read(hid_t obj, const char *name, hid_t mem_type, size_t max_n, void *out,
+                     size_t *n_out)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return -1;
+    hid_t s = H5Aget_space(a);
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    int rc = (n >= 1 && (size_t)n <= max_n && H5Aread(a, mem_type, out) >= 0) ? 0 : -1;
+    if (n_out)
+        *n_out = (size_t)n;
+    H5Sclose(s);
+    H5Aclose(a);
+    return rc;
+}
+
+static int attr_read_str(hid_t obj, const char *name, char *buf, size_t size)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t ft = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    int rc = -1;
+    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft) &&
+        H5Tget_size(ft) <= size) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5Tget_size(ft));
+        memset(buf, 0, size);
+        rc = H5Aread(a, t, buf) >= 0 ? 0 : -1;
+        buf[size - 1] = '\0';
+        H5Tclose(t);
+    }
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (a >= 0)
+        H5Aclose(a);
+    return rc;
+}
+
+/* Opens path and checks the format marker and version. */
+static hid_t open_checked(const char *path, Error *e)
+{
+    if (access(path, R_OK) != 0) {
+        err_set(e, "%s: cannot open checkpoint: %s", path, strerror(errno));
+        return H5I_INVALID_HID;
+    }
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        err_set(e, "%s: not an HDF5 file, or truncated", path);
+        return H5I_INVALID_HID;
+    }
+    char format[64];
+    int64_t version = 0;
+    if (attr_read_str(file, "format", format, sizeof format) != 0 || strcmp(format, CKPT_FORMAT) != 0) {
+        err_set(e, "%s: not a mnist-dist checkpoint (no format attribute '%s')", path, CKPT_FORMAT);
+        goto fail;
+    }
+    if (attr_read(file, "format_version", H5T_NATIVE_INT64, 1, &version, NULL) != 0 ||
+        version != CKPT_FORMAT_VERSION) {
+        err_set(e, "%s: checkpoint format version %lld, this build reads version %d", path,
+                (long long)version, CKPT_FORMAT_VERSION);
+        goto fail;
+    }
+    return file;
+fail:
+    H5Fclose(file);
+    return H5I_INVALID_HID;
+}
+
+static int layers_read(hid_t file, const char *path, int *sizes, Error *e)
+{
+    size_t n = 0;
+    if (attr_read(file, "layer_sizes", H5T_NATIVE_INT, MLP_MAX_LAYERS + 1, sizes, &n) != 0 || n < 2)
+        return err_set(e, "%s: missing or malformed layer_sizes attribute", path);
+    for (size_t i = 0; i < n; i++)
+        if (sizes[i] < 1 || sizes[i] > (1 << 20))
+            return err_set(e, "%s: layer width %d is out of range", path, sizes[i]);
+    return (int)n - 1;
+}
+
+int ckpt_read_layers(const char *path, int *sizes, Error *e)
+{
+    hid_t file = open_checked(path, e);
+    if (file < 0)
+        return -1;
+    int L = layers_read(file, path, sizes, e);
+    H5Fclose(file);
+    return L;
+}
+
+/* Reads dataset name (under loc) of exactly the given shape into buf. */
+static int dset_read(hid_t loc, const char *name, int nd, const hsize_t *want, hid_t mem_type,
+                     void *buf, const char *path, const char *where, Error *e)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return err_set(e, "%s: missing dataset %s/%s", path, where, name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0)
+        return err_set(e, "%s: cannot open %s/%s", path, where, name);
+    hid_t s = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    int got = H5Sget_simple_extent_ndims(s);
+    if (got == nd)
+        H5Sget_simple_extent_dims(s, dims, NULL);
+    H5Sclose(s);
+    int rc = 0;
+    if (got != nd || dims[0] != want[0] || (nd == 2 && dims[1] != want[1])) {
+        rc = err_set(e, "%s: %s/%s has shape [%llu,%llu] but the layer sizes say [%llu,%llu]",
+                     path, where, name, (unsigned long long)dims[0],
+                     (unsigned long long)(nd == 2 ? dims[1] : 0), (unsigned long long)want[0],
+                     (unsigned long long)(nd == 2 ? want[1] : 0));
+    } else if (want[0] > 0 && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        rc = err_set(e, "%s: cannot read %s/%s: checksum mismatch or truncated file", path, where,
+                     name);
+    }
+    H5Dclose(d);
+    return rc;
+}
+
+static int tensors_read(hid_t loc, const char *name, Mlp *m, float *flat, const char *path,
+                        Error *e)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return err_set(e, "%s: missing group %s", path, name);
+    hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
+    if (g < 0)
+        return err_set(e, "%s: cannot open group %s", path, name);
+    int rc = 0;
+    for (int l = 0; l < m->num_layers && rc == 0; l++) {
+        char lname[32], where[96];
+        snprintf(lname, sizeof lname, "dense%d", l);
+        snprintf(where, sizeof where, "%s/%s", name, lname);
+        if (H5Lexists(g, lname, H5P_DEFAULT) <= 0) {
+            rc = err_set(e, "%s: missing group %s", path, where);
+            break;
+        }
+        hid_t lg = H5Gopen2(g, lname, H5P_DEFAULT);
+        hsize_t wd[2] = {(hsize_t)m->sizes[l], (hsize_t)m->sizes[l + 1]}, bd[1] = {wd[1]};
+        rc = dset_read(lg, "W", 2, wd, H5T_NATIVE_FLOAT, flat + mlp_tensor_offset(m, l, 0), path,
+                       where, e);
+        if (rc == 0)
+            rc = dset_read(lg, "b", 1, bd, H5T_NATIVE_FLOAT, flat + mlp_tensor_offset(m, l, 1),
+                           path, where, e);
+        H5Gclose(lg);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+static int history_read(hid_t file, const char *path, History *h, Error *e)
+{
+    history_truncate(h, 0);
+    if (H5Lexists(file, "history", H5P_DEFAULT) <= 0)
+        return err_set(e, "%s: missing group history", path);
+    hid_t g = H5Gopen2(file, "history", H5P_DEFAULT);
+    hid_t d = H5Dopen2(g, "epoch", H5P_DEFAULT);
+    hsize_t n = 0;
+    if (d >= 0) {
+        hid_t s = H5Dget_space(d);
+        if (H5Sget_simple_extent_ndims(s) == 1)
+            H5Sget_simple_extent_dims(s, &n, NULL);
+        H5Sclose(s);
+        H5Dclose(d);
+    }
+    static const char *names[] = {"epoch", "train_loss", "train_acc", "val_loss",
+                                  "val_acc", "seconds", "samples_per_s"};
+    double *cols = malloc(sizeof(double) * 7 * (size_t)(n ? n : 1));
+    int rc = cols ? 0 : err_set(e, "out of memory");
+    for (int k = 0; k < 7 && rc == 0; k++)
+        rc = dset_read(g, names[k], 1, &n, H5T_NATIVE_DOUBLE, cols + (size_t)k * n, path,
+                       "history", e);
+    for (hsize_t i = 0; i < n && rc == 0; i++) {
+        EpochStats s = {(int)cols[i],         cols[n + i],     cols[2 * n + i], cols[3 * n + i],
+                        cols[4 * n + i],      cols[5 * n + i], cols[6 * n + i]};
+        rc = history_push(h, &s, e);
+    }
+    free(cols);
+    H5Gclose(g);
+    return rc;
+}
+
+int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, Error *e)
+{
+    hid_t file = open_checked(path, e);
+    if (file < 0)
+        return -1;
+    int sizes[MLP_MAX_LAYERS + 1];
+    int rc = 0;
+    int L = layers_read(file, path, sizes, e);
+    if (L < 0) {
+        rc = -1;
+        goto out;
+    }
+    int same = L == m->num_layers;
+    for (int l = 0; same && l <= L; l++)
+        same = sizes[l] == m->sizes[l];
+    if (!same) {
+        char have[256] = "", want[256] = "";
+        for (int l = 0; l <= L; l++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%d", l ? "," : "", sizes[l]);
+        for (int l = 0; l <= m->num_layers; l++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", l ? "," : "",
+                     m->sizes[l]);
+        rc = err_set(e, "%s: checkpoint has layer sizes %s but this run uses %s (check --layers)",
+                     path, have, want);
+        goto out;
+    }
+    int64_t epoch = 0, seed = 0, t = 0;
+    double hyper[4];
+    if (attr_read(file, "epoch", H5T_NATIVE_INT64, 1, &epoch, NULL) != 0 || epoch < 0 ||
+        attr_read(file, "seed", H5T_NATIVE_INT64, 1, &seed, NULL) != 0) {
+        rc = err_set(e, "%s: missing epoch or seed attribute", path);
+        goto out;
+    }
+    if (tensors_read(file, "model", m, m->params, path, e) != 0) {
+        rc = -1;
+        goto out;
+    }
+    hid_t g = H5Lexists(file, "adam", H5P_DEFAULT) > 0 ? H5Gopen2(file, "adam", H5P_DEFAULT)
+                                                       : H5I_INVALID_HID;
+    if (g < 0 || attr_read(g, "step", H5T_NATIVE_INT64, 1, &t, NULL) != 0 || t < 0 ||
+        attr_read(g, "lr_beta1_beta2_eps", H5T_NATIVE_DOUBLE, 4, hyper, NULL) != 0) {
+        rc = err_set(e, "%s: missing or malformed adam group", path);
+    } else if (tensors_read(g, "m", m, m->adam_m, path, e) != 0 ||
+               tensors_read(g, "v", m, m->adam_v, path, e) != 0) {
+        rc = -1;
+    }
+    if (g >= 0)
+        H5Gclose(g);
+    if (rc == 0)
+        rc = history_read(file, path, h, e);
+    if (rc == 0) {
+        opt->t = t;
+        opt->lr = (float)hyper[0], opt->beta1 = (float)hyper[1];
+        opt->beta2 = (float)hyper[2], opt->eps = (float)hyper[3];
+        meta->epoch = (int)epoch;
+        meta->seed = seed;
+        if (h->count != meta->epoch)
+            rc = err_set(e, "%s: history has %d epochs but the checkpoint says %d", path, h->count,
+                         meta->epoch);
+    }
+out:
+    H5Fclose(file);
+    return rc;
+}
+
+int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch)
+{
+    return str_fmt(buf, size, "%s/checkpoints/epoch-%04d.h5", run_dir, epoch);
+}
+
+int ckpt_find_latest(const char *run_dir, char *path, size_t size)
+{
+    char dir[4096];
+    if (str_fmt(dir, sizeof dir, "%s/checkpoints", run_dir))
+        return 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int best = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d))) {
+        int epoch = 0, consumed = 0;
+        if (sscanf(ent->d_name, "epoch-%d.h5%n", &epoch, &consumed) != 1 ||
+            ent->d_name[consumed] != '\0' || epoch <= best)
+            continue;
+        char candidate[4096];
+        int sizes[MLP_MAX_LAYERS + 1];
+        if (ckpt_path(candidate, sizeof candidate, run_dir, epoch) == 0 &&
+            ckpt_read_layers(candidate, sizes, NULL) > 0 && str_fmt(path, size, "%s", candidate) == 0)
+            best = epoch;
+    }
+    closedir(d);
+    return best;
+}

@@ -1,0 +1,261 @@
+/* config: table-driven command-line parsing and validation. The table is the
+ * single source of defaults, ranges and help text. Returns statuses; never
+ * prints to stdout/stderr on its own and never exits. */
+#include "mnist/config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_INT, OPT_I64, OPT_FLOAT, OPT_STR, OPT_FLAG } OptType;
+
+typedef struct Option {
+    const char *name;    /* without the leading "--" */
+    OptType type;
+    size_t offset;       /* into Config */
+    size_t size;         /* string capacity */
+    const char *def;     /* default, parsed by the same code as user input */
+    double min, max;     /* inclusive range for numbers */
+    const char *metavar;
+    const char *help;
+} Option;
+
+#define F(field) offsetof(Config, field), sizeof(((Config *)0)->field)
+
+static const Option TRAIN_OPTIONS[] = {
+    {"train", OPT_STR, F(train_path), "data/mnist_train.h5", 0, 0, "FILE",
+     "training images (HDF5 from `mnist-dist convert`)"},
+    {"test", OPT_STR, F(test_path), "data/mnist_test.h5", 0, 0, "FILE",
+     "test images for the final evaluation"},
+    {"out", OPT_STR, F(out_dir), "", 0, 0, "DIR",
+     "run directory (default: runs/<date>-<time>)"},
+    {"layers", OPT_STR, F(layers), "512,512", 0, 0, "W1,W2,...", "hidden layer widths"},
+    {"dropout", OPT_FLOAT, F(dropout), "0.2", 0, 0.95, "P", "drop probability of hidden units"},
+    {"batch-size", OPT_INT, F(batch_size), "128", 1, 1 << 20, "N",
+     "GLOBAL batch size, split across ranks"},
+    {"epochs", OPT_INT, F(epochs), "20", 1, 1000000, "N", "passes over the training rows"},
+    {"lr", OPT_FLOAT, F(lr), "0.001", 1e-12, 10, "RATE", "Adam learning rate"},
+    {"beta1", OPT_FLOAT, F(beta1), "0.9", 0, 0.999999, "B", "Adam first-moment decay"},
+    {"beta2", OPT_FLOAT, F(beta2), "0.999", 0, 0.999999, "B", "Adam second-moment decay"},
+    {"eps", OPT_FLOAT, F(eps), "1e-08", 1e-30, 1, "EPS", "Adam epsilon"},
+    {"seed", OPT_I64, F(seed), "42", 0, 9007199254740991.0, "N",
+     "seed for initialisation, shuffling and dropout"},
+    {"threads", OPT_INT, F(threads), "0", 0, 4096, "N",
+     "OpenMP threads per rank (0: OMP_NUM_THREADS or the cores this rank may use)"},
+    {"val-split", OPT_INT, F(val_split), "5000", 0, 100000000, "N",
+     "training rows held out for per-epoch validation (the last N)"},
+    {"checkpoint-every", OPT_INT, F(checkpoint_every), "5", 0, 1000000, "K",
+     "write a checkpoint every K epochs (0: only at the end)"},
+    {"resume", OPT_STR, F(resume), "", 0, 0, "FILE|auto",
+     "continue from a checkpoint; auto = the latest one in --out DIR"},
+    {"quiet", OPT_FLAG, F(quiet), "0", 0, 1, NULL, "print only errors and the final summary"},
+};
+#define NUM_TRAIN_OPTIONS (sizeof TRAIN_OPTIONS / sizeof TRAIN_OPTIONS[0])
+
+static const Option CONVERT_OPTIONS[] = {
+    {"quiet", OPT_FLAG, F(quiet), "0", 0, 1, NULL, "print only errors"},
+};
+#define NUM_CONVERT_OPTIONS (sizeof CONVERT_OPTIONS / sizeof CONVERT_OPTIONS[0])
+
+static const Option *options_for(const char *command, size_t *n)
+{
+    if (strcmp(command, "convert") == 0) {
+        *n = NUM_CONVERT_OPTIONS;
+        return CONVERT_OPTIONS;
+    }
+    *n = NUM_TRAIN_OPTIONS;
+    return TRAIN_OPTIONS;
+}
+
+/* Parses text into the field of o; -1 with e naming the option. */
+static int set_option(Config *c, const Option *o, const char *text, Error *e)
+{
+    char *field = (char *)c + o->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case OPT_STR:
+        if (strlen(text) >= o->size)
+            return err_set(e, "--%s: value longer than %zu characters", o->name, o->size - 1);
+        memcpy(field, text, strlen(text) + 1);
+        return 0;
+    case OPT_FLAG:
+        *(int *)field = strcmp(text, "1") == 0;
+        return 0;
+    case OPT_INT:
+    case OPT_I64: {
+        long long v = strtoll(text, &end, 10);
+        if (end == text || *end != '\0' || errno)
+            return err_set(e, "--%s: '%s' is not an integer", o->name, text);
+        if ((double)v < o->min || (double)v > o->max)
+            return err_set(e, "--%s: %lld is outside %.0f..%.0f", o->name, v, o->min, o->max);
+        if (o->type == OPT_INT)
+            *(int *)field = (int)v;
+        else
+            *(int64_t *)field = (int64_t)v;
+        return 0;
+    }
+    case OPT_FLOAT: {
+        double v = strtod(text, &end);
+        if (end == text || *end != '\0' || errno || !isfinite(v))
+            return err_set(e, "--%s: '%s' is not a number", o->name, text);
+        if (v < o->min || v > o->max)
+            return err_set(e, "--%s: %g is outside %g..%g", o->name, v, o->min, o->max);
+        *(float *)field = (float)v;
+        return 0;
+    }
+    }
+    return err_set(e, "--%s: internal error: unknown option type", o->name);
+}
+
+void config_defaults(Config *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->command, "train");
+    /* Defaults go through the parser, so a bad default fails loudly in tests. */
+    const Option *tables[2] = {TRAIN_OPTIONS, CONVERT_OPTIONS};
+    size_t counts[2] = {NUM_TRAIN_OPTIONS, NUM_CONVERT_OPTIONS};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < counts[t]; i++)
+            set_option(c, &tables[t][i], tables[t][i].def, NULL);
+}
+
+int config_parse(Config *c, int argc, char **argv, Error *e)
+{
+    int i = 1;
+    if (i < argc && argv[i][0] != '-') {
+        if (strcmp(argv[i], "train") != 0 && strcmp(argv[i], "convert") != 0)
+            return err_set(e, "unknown command '%s' (commands: train, convert; see --help)",
+                           argv[i]);
+        snprintf(c->command, sizeof c->command, "%s", argv[i]);
+        i++;
+    }
+    size_t n;
+    const Option *opts = options_for(c->command, &n);
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            c->help = 1;
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            c->version = 1;
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            if (strcmp(c->command, "convert") != 0 || arg[0] == '-')
+                return err_set(e, "unexpected argument '%s' (options start with --; see --help)",
+                               arg);
+            if (c->num_positional >= CONFIG_MAX_POSITIONAL)
+                return err_set(e, "convert: too many file arguments (see --help)");
+            if (strlen(arg) >= CONFIG_PATH_MAX)
+                return err_set(e, "convert: path too long: %.60s...", arg);
+            strcpy(c->positional[c->num_positional++], arg);
+            continue;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const Option *o = NULL;
+        for (size_t k = 0; k < n; k++)
+            if (strlen(opts[k].name) == name_len && strncmp(opts[k].name, name, name_len) == 0)
+                o = &opts[k];
+        if (!o)
+            return err_set(e, "unknown option '--%.*s' for %s (see --help)", (int)name_len, name,
+                           c->command);
+        const char *value;
+        if (o->type == OPT_FLAG) {
+            if (eq)
+                return err_set(e, "--%s takes no value", o->name);
+            value = "1";
+        } else if (eq) {
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return err_set(e, "--%s needs a value (%s)", o->name, o->metavar);
+            value = argv[++i];
+        }
+        if (set_option(c, o, value, e))
+            return -1;
+    }
+    if (strcmp(c->command, "convert") == 0 && (c->num_positional < 2 || c->num_positional > 3))
+        return err_set(e, "convert needs IN.csv OUT or IMAGES.idx LABELS.idx OUT (see --help)");
+    if (strcmp(c->command, "train") == 0) {
+        if (c->dropout >= 1.0f)
+            return err_set(e, "--dropout must be below 1");
+        if (strcmp(c->resume, "auto") == 0 && c->out_dir[0] == '\0')
+            return err_set(e, "--resume auto needs --out DIR: the run directory to resume");
+    }
+    return 0;
+}
+
+void config_usage(const Config *c, FILE *f)
+{
+    if (strcmp(c->command, "convert") == 0) {
+        fprintf(f, "usage: mnist-dist convert [--quiet] IN.csv OUT.h5\n"
+                   "       mnist-dist convert [--quiet] IMAGES.idx LABELS.idx OUT.h5\n"
+                   "       mnist-dist convert [--quiet] IN OUT.csv\n\n"
+                   "Validates MNIST images and writes them as HDF5 (/images uint8 [N,784],\n"
+                   "/labels uint8 [N]) or CSV (label,pixel0..pixel783), chosen by OUT's ending.\n"
+                   "CSV input may have a header line and 785 (labelled) or 784 columns.\n"
+                   "Nothing is left at OUT when the input is bad.\n");
+        return;
+    }
+    fprintf(f, "usage: mnist-dist [train] [options]\n"
+               "       mnist-dist convert IN OUT      (see mnist-dist convert --help)\n\n"
+               "Trains a multilayer perceptron on MNIST, data-parallel over MPI ranks and\n"
+               "OpenMP threads; run it alone, or under mpirun/srun.\n\noptions:\n");
+    for (size_t i = 0; i < NUM_TRAIN_OPTIONS; i++) {
+        const Option *o = &TRAIN_OPTIONS[i];
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(f, "  %-28s %s", left, o->help);
+        if (o->type != OPT_FLAG && o->def[0])
+            fprintf(f, " [%s]", o->def);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this text", "--version",
+            "show the version");
+}
+
+/* The shortest decimal that reads back as the same float: 0.001, not
+ * 0.0010000000474974513. */
+static double float_for_json(float v)
+{
+    char buf[32];
+    for (int digits = 6; digits < 10; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v)
+            break;
+    }
+    return strtod(buf, NULL);
+}
+
+void config_to_json(const Config *c, void *cjson_object)
+{
+    cJSON *obj = cjson_object;
+    for (size_t i = 0; i < NUM_TRAIN_OPTIONS; i++) {
+        const Option *o = &TRAIN_OPTIONS[i];
+        const char *field = (const char *)c + o->offset;
+        switch (o->type) {
+        case OPT_STR:
+            cJSON_AddStringToObject(obj, o->name, field);
+            break;
+        case OPT_FLAG:
+            cJSON_AddBoolToObject(obj, o->name, *(const int *)field);
+            break;
+        case OPT_INT:
+            cJSON_AddNumberToObject(obj, o->name, *(const int *)field);
+            break;
+        case OPT_I64:
+            cJSON_AddNumberToObject(obj, o->name, (double)*(const int64_t *)field);
+            break;
+        case OPT_FLOAT:
+            cJSON_AddNumberToObject(obj, o->name, float_for_json(*(const float *)field));
+            break;
+        }
+    }
+}

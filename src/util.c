@@ -1,0 +1,139 @@
+/* util: error formatting, aligned allocation, atomic file commit, clock.
+ * No printing, no exiting: every failure is returned as an Error. */
+#define _GNU_SOURCE
+#include "mnist/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int err_set(Error *e, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int err_prefix(Error *e, const char *fmt, ...)
+{
+    if (!e)
+        return -1;
+    char head[256], old[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    /* Truncating an over-long message is acceptable: it stays terminated. */
+    if (str_fmt(e->msg, sizeof e->msg, "%s: %s", head, old))
+        e->msg[sizeof e->msg - 1] = '\0';
+    return -1;
+}
+
+void *alloc_aligned(size_t bytes)
+{
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded == 0)
+        rounded = 64;
+    void *p = aligned_alloc(64, rounded);
+    if (p)
+        memset(p, 0, rounded);
+    return p;
+}
+
+int path_mkdirs(const char *dir, Error *e)
+{
+    char buf[4096];
+    if (str_fmt(buf, sizeof buf, "%s", dir))
+        return err_set(e, "%s: path too long", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return err_set(e, "%s: cannot create directory: %s", buf, strerror(errno));
+            struct stat st;
+            if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+                return err_set(e, "%s: exists and is not a directory", buf);
+            *p = saved;
+            if (saved == '\0')
+                break;
+        }
+    }
+    return 0;
+}
+
+int path_tmp_name(char *tmp, size_t tmp_size, const char *path, Error *e)
+{
+    if (str_fmt(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid()))
+        return err_set(e, "%s: path too long", path);
+    return 0;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int path_commit(const char *tmp, const char *path, Error *e)
+{
+    if (fsync_path(tmp, O_RDONLY) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        return err_set(e, "%s: cannot sync to disk: %s", path, strerror(saved));
+    }
+    if (rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        return err_set(e, "%s: cannot rename %s into place: %s", path, tmp, strerror(saved));
+    }
+    /* The rename itself is durable only once the directory is synced. */
+    char dir[4096];
+    if (str_fmt(dir, sizeof dir, "%s", path) == 0) {
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            strcpy(dir, ".");
+        fsync_path(dir, O_RDONLY | O_DIRECTORY);
+    }
+    return 0;
+}
+
+int path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+double time_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int str_fmt(char *dst, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+    return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}

@@ -1,0 +1,162 @@
+/* MPI tests, run under mpiexec with 1, 2 and 3 ranks by CTest:
+ *  - the allreduced gradient of a global batch split over the ranks equals
+ *    the single-process gradient of the whole batch (relative 1e-5);
+ *  - after many steps on rank-specific data, every rank holds bit-identical
+ *    parameters and Adam moments.
+ * Every rank returns the same exit status: the agreed number of failures. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnist/comm.h"
+#include "mnist/data.h"
+#include "mnist/mlp.h"
+#include "mnist/rng.h"
+#include "mnist/train.h"
+#include "test_util.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                          \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            failures++;                                                                           \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                         \
+            fputc('\n', stderr);                                                                  \
+        }                                                                                         \
+    } while (0)
+
+static const int SIZES[] = {MNIST_PIXELS, 48, 24, 10};
+
+static void make_model(Mlp *m, int max_batch)
+{
+    Error e;
+    if (mlp_create(m, SIZES, 3, 0.2f, max_batch, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        exit(2);
+    }
+    mlp_init_params(m, 11);
+}
+
+/* Relative max-norm difference of two vectors. */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return scale > 0 ? diff / scale : diff;
+}
+
+static void test_split_batch_gradient(const Comm *world, const Dataset *d)
+{
+    enum { B = 36 };
+    const Comm self = {0, 1, 0};
+    size_t idx[B];
+    uint64_t ids[B];
+    for (int i = 0; i < B; i++)
+        idx[i] = (size_t)i, ids[i] = 1000 + (uint64_t)i;
+    float *x = malloc(sizeof(float) * B * MNIST_PIXELS);
+    uint8_t y[B];
+    int pred[B];
+    data_gather_batch(x, y, d, idx, B);
+
+    Mlp ref, dist;
+    make_model(&ref, B);
+    make_model(&dist, B);
+    Adam oref = {1e-3f, 0.9f, 0.999f, 1e-8f, 0}, odist = oref;
+    double loss_ref = 0, loss_dist = 0;
+    int64_t c_ref = 0, c_dist = 0;
+    train_step(&ref, &oref, &self, x, y, ids, B, B, 77, pred, &loss_ref, &c_ref);
+
+    size_t first, count;
+    data_shard_range(B, world->size, world->rank, &first, &count);
+    train_step(&dist, &odist, world, x + first * MNIST_PIXELS, y + first, ids + first, (int)count,
+               B, 77, pred, &loss_dist, &c_dist);
+    double sums[2] = {loss_dist, (double)c_dist};
+    comm_allreduce_sum_f64(world, sums, 2);
+
+    double g = rel_diff(dist.grads, ref.grads, ref.param_floats);
+    CHECK(g < 1e-5, "rank %d: split-batch gradient differs from the whole batch's by %g (rel)",
+          world->rank, g);
+    double nonzero = 0;
+    for (size_t i = 0; i < ref.param_floats; i++)
+        nonzero += ref.grads[i] != 0.0f;
+    CHECK(nonzero > (double)ref.num_params / 4, "reference gradient is mostly zero");
+    CHECK(fabs(sums[0] - loss_ref) < 1e-4 * fabs(loss_ref), "loss sum %g vs %g", sums[0], loss_ref);
+    CHECK((int64_t)sums[1] == c_ref, "correct count %g vs %lld", sums[1], (long long)c_ref);
+    mlp_free(&ref);
+    mlp_free(&dist);
+    free(x);
+}
+
+static void test_replicas_stay_identical(const Comm *world, const Dataset *d)
+{
+    enum { B = 16, STEPS = 60 };
+    Mlp m;
+    make_model(&m, B);
+    Adam opt = {2e-3f, 0.9f, 0.999f, 1e-8f, 0};
+    float *x = malloc(sizeof(float) * B * MNIST_PIXELS);
+    uint8_t y[B];
+    int pred[B];
+    size_t idx[B];
+    uint64_t ids[B];
+    size_t first, count;
+    data_shard_range(d->rows, world->size, world->rank, &first, &count);
+    size_t bfirst, bcount;
+    data_shard_range(B * (size_t)world->size, world->size, world->rank, &bfirst, &bcount);
+    double loss = 0, first_loss = 0;
+    int64_t correct = 0;
+    for (int s = 0; s < STEPS; s++) {
+        for (int i = 0; i < B; i++)
+            idx[i] = first + ((size_t)s * B + (size_t)i) % count, ids[i] = idx[i];
+        data_gather_batch(x, y, d, idx, B);
+        loss = 0;
+        train_step(&m, &opt, world, x, y, ids, B, B * world->size, 5 + (uint64_t)s, pred, &loss,
+                   &correct);
+        comm_allreduce_sum_f64(world, &loss, 1);
+        if (s == 0)
+            first_loss = loss;
+    }
+    CHECK(loss < 0.5 * first_loss, "training did not reduce the loss: %g -> %g", first_loss, loss);
+    /* Rank 0's state, broadcast, must equal every rank's bit for bit. */
+    const size_t n = 3 * m.param_floats; /* params, (grads), moments compared below */
+    float *mine = malloc(sizeof(float) * 4 * m.param_floats);
+    memcpy(mine, m.params, sizeof(float) * 4 * m.param_floats);
+    comm_bcast(world, mine, sizeof(float) * 4 * m.param_floats, 0);
+    CHECK(memcmp(mine, m.params, sizeof(float) * m.param_floats) == 0,
+          "rank %d: parameters differ from rank 0's after %d steps", world->rank, STEPS);
+    CHECK(memcmp(mine + 2 * m.param_floats, m.adam_m, sizeof(float) * 2 * m.param_floats) == 0,
+          "rank %d: Adam moments differ from rank 0's", world->rank);
+    (void)n;
+    free(mine);
+    free(x);
+    mlp_free(&m);
+}
+
+int main(int argc, char **argv)
+{
+    Comm world;
+    if (comm_init(&argc, &argv, &world)) {
+        fprintf(stderr, "MPI init failed\n");
+        return 1;
+    }
+    Dataset d = {0};
+    tu_synthetic(&d, 600, 21); /* the same rows on every rank */
+    test_split_batch_gradient(&world, &d);
+    test_replicas_stay_identical(&world, &d);
+    dataset_free(&d);
+    int total = failures;
+    comm_allreduce_sum_i64(&world, &(int64_t){0}, 0);
+    int64_t f = failures;
+    comm_allreduce_sum_i64(&world, &f, 1);
+    total = (int)f;
+    if (world.rank == 0)
+        printf("mpi_test: %d ranks: %s (%d failed checks)\n", world.size, total ? "FAIL" : "PASS",
+               total);
+    comm_finalize();
+    return total > 255 ? 255 : total;
+}

@@ -1,0 +1,158 @@
+/* Unit tests for metrics and the report files: scores from a known
+ * confusion matrix, and metrics.json / report.md written atomically. */
+#include <CUnit/CUnit.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnist/report.h"
+#include "test_util.h"
+
+/* Class 0: 8 right, 2 called 1. Class 1: 5 right. Class 2: 3 right, 1
+ * called 0. Classes 3..9: no samples, never predicted. */
+static void known_metrics(Metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    uint8_t labels[19];
+    int pred[19], n = 0;
+    for (int i = 0; i < 8; i++)
+        labels[n] = 0, pred[n++] = 0;
+    for (int i = 0; i < 2; i++)
+        labels[n] = 0, pred[n++] = 1;
+    for (int i = 0; i < 5; i++)
+        labels[n] = 1, pred[n++] = 1;
+    for (int i = 0; i < 3; i++)
+        labels[n] = 2, pred[n++] = 2;
+    labels[n] = 2, pred[n++] = 0;
+    metrics_add(m, labels, pred, n);
+    m->loss_sum = 3.8;
+}
+
+static void test_scores_by_hand(void)
+{
+    Metrics m;
+    known_metrics(&m);
+    CU_ASSERT_EQUAL(m.confusion[0][1], 2);
+    CU_ASSERT_EQUAL(m.confusion[2][0], 1);
+    Scores s;
+    metrics_scores(&m, &s);
+    CU_ASSERT_EQUAL(s.count, 19);
+    CU_ASSERT_EQUAL(s.correct, 16);
+    CU_ASSERT_DOUBLE_EQUAL(s.accuracy, 16.0 / 19, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.loss, 0.2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.precision[0], 8.0 / 9, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.recall[0], 0.8, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.f1[0], 2 * (8.0 / 9) * 0.8 / (8.0 / 9 + 0.8), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.precision[1], 5.0 / 7, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.recall[1], 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.precision[2], 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.recall[2], 0.75, 1e-12);
+    CU_ASSERT_EQUAL(s.support[0], 10);
+    CU_ASSERT_EQUAL(s.support[5], 0);
+    CU_ASSERT_EQUAL(s.precision[5], 0.0);
+    CU_ASSERT_EQUAL(s.f1[5], 0.0);
+    double f1sum = s.f1[0] + s.f1[1] + s.f1[2];
+    CU_ASSERT_DOUBLE_EQUAL(s.macro_f1, f1sum / 10, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s.weighted_recall, s.accuracy, 1e-12); /* always true */
+    CU_ASSERT_DOUBLE_EQUAL(s.weighted_f1, (10 * s.f1[0] + 5 * s.f1[1] + 4 * s.f1[2]) / 19, 1e-12);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc((size_t)n + 1, 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
+static void test_report_files(void)
+{
+    char dir[256], rdir[300], path[400];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(rdir, sizeof rdir, "%s/report", dir);
+    Metrics m;
+    known_metrics(&m);
+    History h = {0};
+    Error e;
+    EpochStats s1 = {1, 0.5, 0.8, NAN, NAN, 2.0, 1000}, s2 = {2, 0.25, 0.9, 0.3, 0.91, 2.0, 1100};
+    history_push(&h, &s1, &e);
+    history_push(&h, &s2, &e);
+    RunInfo run = {"train.h5", "test \"quoted\".h5", "ck.h5", "512,512", 2, 3, 2, 100, 10, 19,
+                   12345, 10.5, 4.0, "{\"lr\":0.001,\"layers\":\"512,512\"}"};
+    CU_ASSERT_FATAL(report_write(rdir, &m, &h, &run, &e) == 0);
+    CU_ASSERT_EQUAL(tu_count_entries(rdir), 2); /* no temp files */
+    snprintf(path, sizeof path, "%s/metrics.json", rdir);
+    char *text = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    cJSON *root = cJSON_Parse(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    cJSON *test = cJSON_GetObjectItem(root, "test");
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(test, "accuracy")->valuedouble, 16.0 / 19, 1e-12);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(test, "data")->valuestring, "test \"quoted\".h5");
+    cJSON *per = cJSON_GetObjectItem(test, "per_class");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(per), 10);
+    cJSON *c0 = cJSON_GetArrayItem(per, 0);
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(c0, "recall")->valuedouble, 0.8, 1e-12);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(c0, "support")->valueint, 10);
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(test, "macro_avg"));
+    CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(test, "weighted_avg"));
+    cJSON *cm = cJSON_GetObjectItem(test, "confusion_matrix");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cm), 10);
+    CU_ASSERT_EQUAL(cJSON_GetArrayItem(cJSON_GetArrayItem(cm, 0), 1)->valueint, 2);
+    CU_ASSERT_EQUAL(cJSON_GetArrayItem(cJSON_GetArrayItem(cm, 2), 0)->valueint, 1);
+    cJSON *hist = cJSON_GetObjectItem(root, "history");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(hist), 2);
+    CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(hist, 0), "val_loss")));
+    CU_ASSERT_DOUBLE_EQUAL(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(hist, 1), "val_accuracy")->valuedouble, 0.91, 1e-12);
+    cJSON *r = cJSON_GetObjectItem(root, "run");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "ranks")->valueint, 2);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "threads_per_rank")->valueint, 3);
+    cJSON *cfg = cJSON_GetObjectItem(root, "config");
+    CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(cfg, "lr")->valuedouble, 0.001, 1e-15);
+    cJSON_Delete(root);
+    free(text);
+    snprintf(path, sizeof path, "%s/report.md", rdir);
+    text = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT(strstr(text, "Test accuracy: 84.21%") != NULL);
+    CU_ASSERT(strstr(text, "| 0 | 0.8889 | 0.8000 |") != NULL);
+    CU_ASSERT(strstr(text, "| **0** | **8** | 2 |") != NULL);
+    free(text);
+    history_free(&h);
+    tu_rmrf(dir);
+}
+
+static void test_report_unwritable_dir(void)
+{
+    Metrics m;
+    known_metrics(&m);
+    History h = {0};
+    RunInfo run = {"a", "b", "c", "1", 1, 1, 0, 0, 0, 0, 0, 0, 0, "{}"};
+    Error e = {{0}};
+    CU_ASSERT_EQUAL(report_write("/proc/mnist-report", &m, &h, &run, &e), -1);
+    CU_ASSERT(strstr(e.msg, "/proc/mnist-report") != NULL);
+}
+
+int test_report_register(void)
+{
+    CU_pSuite s = CU_add_suite("report", NULL, NULL);
+    if (!s)
+        return -1;
+    return (CU_add_test(s, "scores from a known confusion matrix", test_scores_by_hand) &&
+            CU_add_test(s, "metrics.json and report.md", test_report_files) &&
+            CU_add_test(s, "unwritable directory", test_report_unwritable_dir))
+               ? 0
+               : -1;
+}
