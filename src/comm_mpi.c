@@ -121,3 +121,16 @@ void comm_host(char *buf, size_t size)
     MPI_Get_processor_name(name, &len);
     snprintf(buf, size, "%s", name);
 }
+
+int comm_local_size(const Comm *c)
+{
+    (void)c;
+    MPI_Comm node;
+    int n = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &n);
+        MPI_Comm_free(&node);
+    }
+    return n;
+}

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -124,6 +126,49 @@ static void shuffle(size_t *idx, size_t n, uint64_t key)
         idx[i - 1] = idx[j];
         idx[j] = t;
     }
+}
+
+/* Threads per rank: --threads, else OMP_NUM_THREADS, else the CPUs this rank
+ * may run on shared by the ranks on its node. Warns (rank 0) when the threads
+ * oversubscribe the node or a multi-threaded rank is bound to one core.
+ * Collective. */
+static int choose_threads(const Config *cfg, const Comm *comm)
+{
+    cpu_set_t set;
+    int allowed = 1;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        allowed = CPU_COUNT(&set);
+    const int local = comm_local_size(comm);
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads;
+    if (cfg->threads > 0)
+        threads = cfg->threads;
+#ifdef _OPENMP
+    else if (getenv("OMP_NUM_THREADS"))
+        threads = omp_get_max_threads();
+#endif
+    else if (allowed < online) /* bound by the launcher: use what we were given */
+        threads = allowed;
+    else
+        threads = allowed / local > 0 ? allowed / local : 1;
+    if (comm->rank == 0 && !cfg->quiet) {
+        if (local > online)
+            fprintf(stderr,
+                    "mnist-dist: warning: %d ranks share this node's %ld CPUs (oversubscribed); "
+                    "steps will be slower than with %ld ranks\n",
+                    local, online, online);
+        else if ((long)threads * local > online)
+            fprintf(stderr,
+                    "mnist-dist: warning: %d ranks x %d threads on this node exceed its %ld CPUs; "
+                    "expect a large slowdown (use --threads %ld or fewer ranks)\n",
+                    local, threads, online, online / local > 0 ? online / local : 1);
+        else if (threads > allowed)
+            fprintf(stderr,
+                    "mnist-dist: warning: %d threads but this rank may only run on %d CPU%s; "
+                    "launch with `mpirun --bind-to none` or `--map-by slot:PE=%d`\n",
+                    threads, allowed, allowed > 1 ? "s" : "", threads);
+    }
+    return threads;
 }
 
 /* Rank 0 picks runs/<date>-<time>[-k]; everyone receives it. */
@@ -256,12 +301,9 @@ int train_run(const Config *cfg_in, const Comm *comm)
     char *cfg_json = NULL;
     char resumed_from[CONFIG_PATH_MAX] = "", last_ckpt[CONFIG_PATH_MAX + 64] = "";
 
-    const int threads = cfg.threads > 0 ? cfg.threads :
+    const int threads = choose_threads(&cfg, comm);
 #ifdef _OPENMP
-                                        omp_get_max_threads();
     omp_set_num_threads(threads);
-#else
-                                        1;
 #endif
     openblas_set_num_threads(threads);
 

@@ -49,6 +49,9 @@ _Noreturn void comm_abort(const Comm *c, int code);
  * communicator (close with H5Pclose), or H5I_INVALID_HID on failure. */
 hid_t comm_h5_fapl(const Comm *c);
 
+/* Collective: how many ranks share this rank's node (shared memory). */
+int comm_local_size(const Comm *c);
+
 /* Processor name of this rank (host name), into buf. */
 void comm_host(char *buf, size_t size);
 
