@@ -153,6 +153,7 @@ static void test_bad_checkpoints(void)
     tu_synthetic(&ds, 4, 1);
     CU_ASSERT_FATAL(h5data_write(bad, &ds, "x", &e) == 0);
     expect_read_error(bad, SIZES, 3, "not a mnist-dist checkpoint");
+    dataset_free(&ds);
     /* another format version */
     snprintf(bad, sizeof bad, "%s/version.h5", dir);
     CU_ASSERT_FATAL(ckpt_write(bad, &m, &opt, &meta, &h, "{}", &e) == 0);
