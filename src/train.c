@@ -132,12 +132,26 @@ static void shuffle(size_t *idx, size_t n, uint64_t key)
  * may run on shared by the ranks on its node. Warns (rank 0) when the threads
  * oversubscribe the node or a multi-threaded rank is bound to one core.
  * Collective. */
+static int cpus_allowed(void)
+{
+#ifdef _OPENMP
+    /* With OMP_PROC_BIND, libgomp has already pinned this (master) thread to
+     * one place, so its own mask says 1; the places list still spans every
+     * CPU the process was given. */
+    if (omp_get_proc_bind() != omp_proc_bind_false && omp_get_num_places() > 0) {
+        int n = 0;
+        for (int p = 0; p < omp_get_num_places(); p++)
+            n += omp_get_place_num_procs(p);
+        return n;
+    }
+#endif
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
 static int choose_threads(const Config *cfg, const Comm *comm)
 {
-    cpu_set_t set;
-    int allowed = 1;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        allowed = CPU_COUNT(&set);
+    const int allowed = cpus_allowed();
     const int local = comm_local_size(comm);
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
     int threads;
