@@ -3,6 +3,7 @@
  * datasets. Never decides which rank writes, never prints. */
 #define _GNU_SOURCE
 #include "mnist/ckpt.h"
+#include "mnist/h5util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,28 +15,6 @@
 #include <unistd.h>
 
 /* ---- writing ---------------------------------------------------------- */
-
-static int attr_write(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, int n,
-                      const void *value)
-{
-    hsize_t dims[1] = {(hsize_t)n};
-    hid_t s = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
-    hid_t a = H5Acreate2(obj, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (a >= 0 && H5Awrite(a, mem_type, value) >= 0) ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    return rc;
-}
-
-static int attr_write_str(hid_t obj, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(value) + 1);
-    int rc = attr_write(obj, name, t, t, 0, value);
-    H5Tclose(t);
-    return rc;
-}
 
 /* A chunked (one chunk), checksummed, 1-D or 2-D dataset. */
 static int dset_write(hid_t loc, const char *name, int nd, const hsize_t *dims, hid_t file_type,
@@ -134,22 +113,22 @@ int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *
     const int64_t version = CKPT_FORMAT_VERSION, epoch = meta->epoch, t = opt->t;
     const uint64_t num_params = m->num_params;
     const double hyper[4] = {opt->lr, opt->beta1, opt->beta2, opt->eps};
-    int ok = attr_write_str(file, "format", CKPT_FORMAT) == 0 &&
-             attr_write(file, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &version) == 0 &&
-             attr_write(file, "epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &epoch) == 0 &&
-             attr_write(file, "seed", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &meta->seed) == 0 &&
-             attr_write(file, "layer_sizes", H5T_STD_I32LE, H5T_NATIVE_INT, m->num_layers + 1,
+    int ok = h5_attr_write_str(file, "format", CKPT_FORMAT) == 0 &&
+             h5_attr_write(file, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &version) == 0 &&
+             h5_attr_write(file, "epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &epoch) == 0 &&
+             h5_attr_write(file, "seed", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &meta->seed) == 0 &&
+             h5_attr_write(file, "layer_sizes", H5T_STD_I32LE, H5T_NATIVE_INT, m->num_layers + 1,
                         sizes) == 0 &&
-             attr_write(file, "num_params", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &num_params) == 0 &&
-             attr_write(file, "dropout", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, &m->dropout) == 0 &&
-             attr_write_str(file, "rng", "splitmix64 counter streams keyed by (seed, purpose, epoch, sample)") == 0 &&
-             attr_write_str(file, "created_by", "mnist-dist " MNIST_VERSION) == 0 &&
-             attr_write_str(file, "config", config_json ? config_json : "{}") == 0 &&
+             h5_attr_write(file, "num_params", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &num_params) == 0 &&
+             h5_attr_write(file, "dropout", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, &m->dropout) == 0 &&
+             h5_attr_write_str(file, "rng", "splitmix64 counter streams keyed by (seed, purpose, epoch, sample)") == 0 &&
+             h5_attr_write_str(file, "created_by", "mnist-dist " MNIST_VERSION) == 0 &&
+             h5_attr_write_str(file, "config", config_json ? config_json : "{}") == 0 &&
              tensors_write(file, "model", m, m->params) == 0;
     if (ok) {
         hid_t g = group_create(file, "adam");
-        ok = g >= 0 && attr_write(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &t) == 0 &&
-             attr_write(g, "lr_beta1_beta2_eps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 4, hyper) == 0 &&
+        ok = g >= 0 && h5_attr_write(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &t) == 0 &&
+             h5_attr_write(g, "lr_beta1_beta2_eps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 4, hyper) == 0 &&
              tensors_write(g, "m", m, m->adam_m) == 0 && tensors_write(g, "v", m, m->adam_v) == 0;
         if (g >= 0)
             H5Gclose(g);
@@ -166,47 +145,6 @@ int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *
 
 /* ---- reading ---------------------------------------------------------- */
 
-static int attr_read(hid_t obj, const char *name, hid_t mem_type, size_t max_n, void *out,
-                     size_t *n_out)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return -1;
-    hid_t s = H5Aget_space(a);
-    hssize_t n = H5Sget_simple_extent_npoints(s);
-    int rc = (n >= 1 && (size_t)n <= max_n && H5Aread(a, mem_type, out) >= 0) ? 0 : -1;
-    if (n_out)
-        *n_out = (size_t)n;
-    H5Sclose(s);
-    H5Aclose(a);
-    return rc;
-}
-
-static int attr_read_str(hid_t obj, const char *name, char *buf, size_t size)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t ft = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    int rc = -1;
-    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft) &&
-        H5Tget_size(ft) <= size) {
-        hid_t t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, H5Tget_size(ft));
-        memset(buf, 0, size);
-        rc = H5Aread(a, t, buf) >= 0 ? 0 : -1;
-        buf[size - 1] = '\0';
-        H5Tclose(t);
-    }
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (a >= 0)
-        H5Aclose(a);
-    return rc;
-}
-
 /* Opens path and checks the format marker and version. */
 static hid_t open_checked(const char *path, Error *e)
 {
@@ -221,11 +159,11 @@ static hid_t open_checked(const char *path, Error *e)
     }
     char format[64];
     int64_t version = 0;
-    if (attr_read_str(file, "format", format, sizeof format) != 0 || strcmp(format, CKPT_FORMAT) != 0) {
+    if (h5_attr_read_str(file, "format", format, sizeof format) != 0 || strcmp(format, CKPT_FORMAT) != 0) {
         err_set(e, "%s: not a mnist-dist checkpoint (no format attribute '%s')", path, CKPT_FORMAT);
         goto fail;
     }
-    if (attr_read(file, "format_version", H5T_NATIVE_INT64, 1, &version, NULL) != 0 ||
+    if (h5_attr_read(file, "format_version", H5T_NATIVE_INT64, 1, &version, NULL) != 0 ||
         version != CKPT_FORMAT_VERSION) {
         err_set(e, "%s: checkpoint format version %lld, this build reads version %d", path,
                 (long long)version, CKPT_FORMAT_VERSION);
@@ -240,7 +178,7 @@ fail:
 static int layers_read(hid_t file, const char *path, int *sizes, Error *e)
 {
     size_t n = 0;
-    if (attr_read(file, "layer_sizes", H5T_NATIVE_INT, MLP_MAX_LAYERS + 1, sizes, &n) != 0 || n < 2)
+    if (h5_attr_read(file, "layer_sizes", H5T_NATIVE_INT, MLP_MAX_LAYERS + 1, sizes, &n) != 0 || n < 2)
         return err_set(e, "%s: missing or malformed layer_sizes attribute", path);
     for (size_t i = 0; i < n; i++)
         if (sizes[i] < 1 || sizes[i] > (1 << 20))
@@ -377,8 +315,8 @@ int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, E
     }
     int64_t epoch = 0, seed = 0, t = 0;
     double hyper[4];
-    if (attr_read(file, "epoch", H5T_NATIVE_INT64, 1, &epoch, NULL) != 0 || epoch < 0 ||
-        attr_read(file, "seed", H5T_NATIVE_INT64, 1, &seed, NULL) != 0) {
+    if (h5_attr_read(file, "epoch", H5T_NATIVE_INT64, 1, &epoch, NULL) != 0 || epoch < 0 ||
+        h5_attr_read(file, "seed", H5T_NATIVE_INT64, 1, &seed, NULL) != 0) {
         rc = err_set(e, "%s: missing epoch or seed attribute", path);
         goto out;
     }
@@ -388,8 +326,8 @@ int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, E
     }
     hid_t g = H5Lexists(file, "adam", H5P_DEFAULT) > 0 ? H5Gopen2(file, "adam", H5P_DEFAULT)
                                                        : H5I_INVALID_HID;
-    if (g < 0 || attr_read(g, "step", H5T_NATIVE_INT64, 1, &t, NULL) != 0 || t < 0 ||
-        attr_read(g, "lr_beta1_beta2_eps", H5T_NATIVE_DOUBLE, 4, hyper, NULL) != 0) {
+    if (g < 0 || h5_attr_read(g, "step", H5T_NATIVE_INT64, 1, &t, NULL) != 0 || t < 0 ||
+        h5_attr_read(g, "lr_beta1_beta2_eps", H5T_NATIVE_DOUBLE, 4, hyper, NULL) != 0) {
         rc = err_set(e, "%s: missing or malformed adam group", path);
     } else if (tensors_read(g, "m", m, m->adam_m, path, e) != 0 ||
                tensors_read(g, "v", m, m->adam_v, path, e) != 0) {

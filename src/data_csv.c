@@ -432,23 +432,6 @@ static int csv_finish(CsvParser *ps, size_t content_bytes)
     return 0;
 }
 
-static ssize_t csv_read_full(int fd, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
 int data_csv_read(const char *path, Dataset *out, Error *e)
 {
     int rc = -1;
@@ -479,7 +462,7 @@ int data_csv_read(const char *path, Dataset *out, Error *e)
     size_t content_bytes = 0;
     int first = 1;
     for (;;) {
-        ssize_t n = csv_read_full(fd, buf, CSV_BLOCK_BYTES);
+        ssize_t n = file_read_full(fd, buf, CSV_BLOCK_BYTES);
         if (n < 0) {
             err_set(e, "%s: read failed: %s", path, strerror(errno));
             goto cleanup;

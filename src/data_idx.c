@@ -23,23 +23,6 @@ static uint32_t idx_be32(const uint8_t *b)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
-static ssize_t idx_read_full(int fd, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
 /* Counts the bytes left in fd; only used to make a size error precise for
  * files fstat cannot size (pipes). */
 static size_t idx_count_rest(int fd)
@@ -47,7 +30,7 @@ static size_t idx_count_rest(int fd)
     uint8_t scratch[65536];
     size_t total = 0;
     ssize_t r;
-    while ((r = idx_read_full(fd, scratch, sizeof scratch)) > 0)
+    while ((r = file_read_full(fd, scratch, sizeof scratch)) > 0)
         total += (size_t)r;
     return total;
 }
@@ -78,7 +61,7 @@ static int idx_load(const char *path, uint32_t want, uint8_t **data, size_t *cou
         err_set(e, "%s: cannot open: %s", path, strerror(errno));
         goto cleanup;
     }
-    ssize_t got = idx_read_full(fd, head, 4);
+    ssize_t got = file_read_full(fd, head, 4);
     if (got < 0) {
         err_set(e, "%s: read failed: %s", path, strerror(errno));
         goto cleanup;
@@ -99,7 +82,7 @@ static int idx_load(const char *path, uint32_t want, uint8_t **data, size_t *cou
                     want);
         goto cleanup;
     }
-    got = idx_read_full(fd, head + 4, header_bytes - 4);
+    got = file_read_full(fd, head + 4, header_bytes - 4);
     if (got < 0) {
         err_set(e, "%s: read failed: %s", path, strerror(errno));
         goto cleanup;
@@ -141,7 +124,7 @@ static int idx_load(const char *path, uint32_t want, uint8_t **data, size_t *cou
         err_set(e, "%s: out of memory for %u %s (%zu bytes)", path, n, kind, payload_bytes);
         goto cleanup;
     }
-    got = idx_read_full(fd, payload, payload_bytes);
+    got = file_read_full(fd, payload, payload_bytes);
     if (got < 0) {
         err_set(e, "%s: read failed: %s", path, strerror(errno));
         goto cleanup;
@@ -207,7 +190,7 @@ int data_is_idx(const char *path)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    ssize_t got = idx_read_full(fd, b, sizeof b);
+    ssize_t got = file_read_full(fd, b, sizeof b);
     close(fd);
     return got == 4 && b[0] == 0 && b[1] == 0 && b[2] == IDX_TYPE_UBYTE && b[3] >= 1 && b[3] <= 3;
 }

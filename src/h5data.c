@@ -3,6 +3,7 @@
  * stack is silenced. No MPI calls: parallel access comes in through fapl. */
 #define _GNU_SOURCE
 #include "mnist/h5data.h"
+#include "mnist/h5util.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -13,8 +14,6 @@
 #define FORMAT_NAME "mnist-dist images"
 #define FORMAT_VERSION 1
 #define CHUNK_ROWS 1024
-
-void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* 1 if dataset id holds unsigned 8-bit integers. */
 static int is_u8(hid_t dset)
@@ -161,32 +160,6 @@ void h5data_close(H5Data *h)
     h->file = h->images = h->labels = H5I_INVALID_HID;
 }
 
-static int write_attr_u64(hid_t obj, const char *name, uint64_t value)
-{
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_U64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (a >= 0 && H5Awrite(a, H5T_NATIVE_UINT64, &value) >= 0) ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    return rc;
-}
-
-static int write_attr_str(hid_t obj, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(value) + 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = (a >= 0 && H5Awrite(a, t, value) >= 0) ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    H5Tclose(t);
-    return rc;
-}
-
 /* Creates a chunked, deflated uint8 dataset of the given shape and writes buf. */
 static int write_u8(hid_t file, const char *name, int nd, const hsize_t *dims, const void *buf)
 {
@@ -226,12 +199,13 @@ int h5data_write(const char *path, const Dataset *d, const char *source, Error *
     if (file < 0)
         return err_set(e, "%s: cannot create HDF5 file (is the directory writable?)", path);
     hsize_t idims[2] = {d->rows, MNIST_PIXELS}, ldims[1] = {d->rows};
+    const uint64_t version = FORMAT_VERSION, rows = d->rows;
     int ok = write_u8(file, "images", 2, idims, d->images) == 0 &&
              (!d->labels || write_u8(file, "labels", 1, ldims, d->labels) == 0) &&
-             write_attr_str(file, "format", FORMAT_NAME) == 0 &&
-             write_attr_u64(file, "format_version", FORMAT_VERSION) == 0 &&
-             write_attr_u64(file, "rows", d->rows) == 0 &&
-             write_attr_str(file, "source", source ? source : "") == 0;
+             h5_attr_write_str(file, "format", FORMAT_NAME) == 0 &&
+             h5_attr_write(file, "format_version", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &version) == 0 &&
+             h5_attr_write(file, "rows", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &rows) == 0 &&
+             h5_attr_write_str(file, "source", source ? source : "") == 0;
     if (H5Fclose(file) < 0)
         ok = 0;
     if (!ok) {

@@ -116,6 +116,23 @@ int path_commit(const char *tmp, const char *path, Error *e)
     return 0;
 }
 
+long file_read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (long)got;
+}
+
 int path_exists(const char *path)
 {
     struct stat st;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "mnist/data.h"
+#include "mnist/h5util.h"
 #include "mnist/util.h"
 
 typedef struct H5Data {
@@ -17,9 +18,6 @@ typedef struct H5Data {
     int has_labels;
     char path[1024];
 } H5Data;
-
-/* Silences HDF5's own error printing: we print our own messages. */
-void h5_quiet(void);
 
 /* Opens and validates an image file (fapl: H5P_DEFAULT for one process, or
  * an MPI-IO list from comm_h5_fapl, which makes this collective). -1 with

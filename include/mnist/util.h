@@ -45,6 +45,10 @@ int path_tmp_name(char *tmp, size_t tmp_size, const char *path, Error *e);
  * temp file is removed. */
 int path_commit(const char *tmp, const char *path, Error *e);
 
+/* Reads up to n bytes from fd, retrying short reads and EINTR; returns the
+ * bytes read (< n only at end of file) or -1 with errno set. */
+long file_read_full(int fd, void *buf, size_t n);
+
 /* 1 if path names an existing file or directory. */
 int path_exists(const char *path);
 
