@@ -329,8 +329,6 @@ int train_run(const Config *cfg_in, const Comm *comm)
                          cfg.batch_size, P);
     if ((status = agree(comm, status, &e)))
         return status;
-    if ((status = agree(comm, choose_run_dir(&cfg, comm, &e), &e)))
-        return status;
 
     /* Data: each rank reads only its own rows. */
     size_t train_file_rows = 0, test_rows = 0, dummy;
@@ -380,14 +378,18 @@ int train_run(const Config *cfg_in, const Comm *comm)
             steps = n / bn;
     }
     if (steps == 0)
-        status = err_set(&e, "%zu training rows over %d ranks are too few for --batch-size %d",
-                         n_train, P, cfg.batch_size);
+        status = err_set(&e, "%zu training rows over %d rank%s are too few for --batch-size %d",
+                         n_train, P, P > 1 ? "s" : "", cfg.batch_size);
     const int max_batch = b_local > EVAL_BATCH ? b_local : EVAL_BATCH;
     if (status == 0)
         status = mlp_create(&model, sizes, L, cfg.dropout, max_batch, &e);
     if (status == 0)
         status = buffers_alloc(&buf, max_batch, shard_rows, &e);
     if ((status = agree(comm, status, &e)))
+        goto done;
+
+    /* Only now, with data and model in hand, does the run directory appear. */
+    if ((status = agree(comm, choose_run_dir(&cfg, comm, &e), &e)))
         goto done;
 
     Adam opt = {cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, 0};
