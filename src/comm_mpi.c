@@ -88,6 +88,65 @@ void comm_allgather(const Comm *c, const void *mine, void *all, size_t bytes)
     MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);
 }
 
+/* comm_gatherv exchanges sizes as MPI_UNSIGNED_LONG_LONG into size_t. */
+_Static_assert(sizeof(size_t) == sizeof(unsigned long long), "size_t must be 64-bit");
+
+/* Byte counts and displacements for the v-collectives; MPI counts are int,
+ * so anything past 2 GiB per call is refused loudly rather than truncated. */
+static void byte_layout(const Comm *c, const size_t *bytes, int *counts, int *displs)
+{
+    size_t off = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (bytes[r] > (size_t)INT_MAX || off > (size_t)INT_MAX) {
+            fprintf(stderr, "mnist-dist: error: rank %d: more than 2 GiB in one gather/scatter\n",
+                    c->rank);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        counts[r] = (int)bytes[r];
+        displs[r] = (int)off;
+        off += bytes[r];
+    }
+}
+
+void comm_gatherv(const Comm *c, const void *mine, size_t bytes, void *all, int root)
+{
+    if (c->size == 1) {
+        memmove(all, mine, bytes);
+        return;
+    }
+    size_t *sizes = malloc(sizeof(size_t) * (size_t)c->size);
+    int *counts = malloc(sizeof(int) * (size_t)c->size), *displs = malloc(sizeof(int) * (size_t)c->size);
+    if (!sizes || !counts || !displs) {
+        fprintf(stderr, "mnist-dist: error: rank %d: out of memory in gather\n", c->rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    unsigned long long mine_n = bytes;
+    MPI_Allgather(&mine_n, 1, MPI_UNSIGNED_LONG_LONG, sizes, 1, MPI_UNSIGNED_LONG_LONG,
+                  MPI_COMM_WORLD);
+    byte_layout(c, sizes, counts, displs);
+    MPI_Gatherv(mine, (int)bytes, MPI_BYTE, all, counts, displs, MPI_BYTE, root, MPI_COMM_WORLD);
+    free(sizes), free(counts), free(displs);
+}
+
+void comm_scatterv(const Comm *c, const void *all, const size_t *bytes_per_rank, void *mine,
+                   size_t my_bytes, int root)
+{
+    if (c->size == 1) {
+        memmove(mine, all, my_bytes);
+        return;
+    }
+    int *counts = malloc(sizeof(int) * (size_t)c->size), *displs = malloc(sizeof(int) * (size_t)c->size);
+    if (!counts || !displs) {
+        fprintf(stderr, "mnist-dist: error: rank %d: out of memory in scatter\n", c->rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (c->rank == root)
+        byte_layout(c, bytes_per_rank, counts, displs);
+    MPI_Scatterv(all, counts, displs, MPI_BYTE, mine, (int)my_bytes, MPI_BYTE, root,
+                 MPI_COMM_WORLD);
+    free(counts), free(displs);
+}
+
 void comm_barrier(const Comm *c)
 {
     (void)c;
@@ -133,4 +192,13 @@ int comm_local_size(const Comm *c)
         MPI_Comm_free(&node);
     }
     return n;
+}
+
+void comm_library_version(char *buf, size_t size)
+{
+    char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(v, &len);
+    v[strcspn(v, "\n,")] = '\0';
+    snprintf(buf, size, "%s", v);
 }

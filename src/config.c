@@ -25,6 +25,11 @@ typedef struct Option {
 
 #define F(field) offsetof(Config, field), sizeof(((Config *)0)->field)
 
+#define OPT_THREADS                                                                               \
+    {"threads", OPT_INT, F(threads), "0", 0, 4096, "N",                                          \
+     "OpenMP threads per rank (0: OMP_NUM_THREADS or the CPUs per rank on the node)"}
+#define OPT_QUIET(help) {"quiet", OPT_FLAG, F(quiet), "0", 0, 1, NULL, help}
+
 static const Option TRAIN_OPTIONS[] = {
     {"train", OPT_STR, F(train_path), "data/mnist_train.h5", 0, 0, "FILE",
      "training images (HDF5 from `mnist-dist convert`)"},
@@ -43,31 +48,82 @@ static const Option TRAIN_OPTIONS[] = {
     {"eps", OPT_FLOAT, F(eps), "1e-08", 1e-30, 1, "EPS", "Adam epsilon"},
     {"seed", OPT_I64, F(seed), "42", 0, 9007199254740991.0, "N",
      "seed for initialisation, shuffling and dropout"},
-    {"threads", OPT_INT, F(threads), "0", 0, 4096, "N",
-     "OpenMP threads per rank (0: OMP_NUM_THREADS or the cores this rank may use)"},
+    OPT_THREADS,
     {"val-split", OPT_INT, F(val_split), "5000", 0, 100000000, "N",
      "training rows held out for per-epoch validation (the last N)"},
     {"checkpoint-every", OPT_INT, F(checkpoint_every), "5", 0, 1000000, "K",
      "write a checkpoint every K epochs (0: only at the end)"},
     {"resume", OPT_STR, F(resume), "", 0, 0, "FILE|auto",
      "continue from a checkpoint; auto = the latest one in --out DIR"},
-    {"quiet", OPT_FLAG, F(quiet), "0", 0, 1, NULL, "print only errors and the final summary"},
+    {"log-every", OPT_INT, F(log_every), "0", 0, 100000000, "N",
+     "also print a progress line every N steps (0: once per epoch)"},
+    OPT_QUIET("print only errors and the final summary"),
 };
-#define NUM_TRAIN_OPTIONS (sizeof TRAIN_OPTIONS / sizeof TRAIN_OPTIONS[0])
+
+static const Option EVALUATE_OPTIONS[] = {
+    {"model", OPT_STR, F(model_path), "", 0, 0, "CKPT.h5", "checkpoint to evaluate (required)"},
+    {"data", OPT_STR, F(test_path), "data/mnist_test.h5", 0, 0, "FILE",
+     "labelled images (HDF5)"},
+    {"out", OPT_STR, F(out_dir), "", 0, 0, "DIR",
+     "where the report goes (default: runs/<date>-<time>-eval)"},
+    OPT_THREADS,
+    OPT_QUIET("print only errors and the final summary"),
+};
+
+static const Option PREDICT_OPTIONS[] = {
+    {"model", OPT_STR, F(model_path), "", 0, 0, "CKPT.h5", "checkpoint to predict with (required)"},
+    {"input", OPT_STR, F(input_path), "", 0, 0, "FILE",
+     "images: .csv (784 or 785 columns, header optional) or .h5 (required)"},
+    {"output", OPT_STR, F(output_path), "predictions.csv", 0, 0, "FILE",
+     "where the ImageId,Label CSV goes"},
+    {"probs", OPT_FLAG, F(probs), "0", 0, 1, NULL, "add the ten class probabilities p0..p9"},
+    OPT_THREADS,
+    OPT_QUIET("print only errors"),
+};
 
 static const Option CONVERT_OPTIONS[] = {
-    {"quiet", OPT_FLAG, F(quiet), "0", 0, 1, NULL, "print only errors"},
+    OPT_QUIET("print only errors"),
 };
-#define NUM_CONVERT_OPTIONS (sizeof CONVERT_OPTIONS / sizeof CONVERT_OPTIONS[0])
 
-static const Option *options_for(const char *command, size_t *n)
+#define TABLE(t) t, sizeof t / sizeof t[0]
+static const struct Command {
+    const char *name;
+    const Option *options;
+    size_t count;
+    const char *synopsis;
+} COMMANDS[] = {
+    {"train", TABLE(TRAIN_OPTIONS),
+     "usage: mnist-dist [train] [options]\n\n"
+     "Trains a multilayer perceptron on MNIST, data-parallel over MPI ranks and\n"
+     "OpenMP threads; run it alone, or under mpirun/srun. Other commands:\n"
+     "  mnist-dist convert IN OUT                     CSV/IDX -> HDF5 or CSV\n"
+     "  mnist-dist evaluate --model CKPT [--data F]   metrics and report of a checkpoint\n"
+     "  mnist-dist predict --model CKPT --input F     ImageId,Label predictions (Kaggle)\n"},
+    {"evaluate", TABLE(EVALUATE_OPTIONS),
+     "usage: mnist-dist evaluate --model CKPT.h5 [--data TEST.h5] [--out DIR]\n\n"
+     "Evaluates a checkpoint on labelled images, sharded across ranks, and writes\n"
+     "DIR/report/ (metrics.json, report.html, report.md, charts) as after training.\n"},
+    {"predict", TABLE(PREDICT_OPTIONS),
+     "usage: mnist-dist predict --model CKPT.h5 --input FILE [--output PRED.csv] [--probs]\n\n"
+     "Predicts a label for every image of FILE and writes Kaggle's digit-recognizer\n"
+     "submission format: a header, then ImageId (from 1),Label per image.\n"},
+    {"convert", TABLE(CONVERT_OPTIONS),
+     "usage: mnist-dist convert [--quiet] IN.csv OUT.h5\n"
+     "       mnist-dist convert [--quiet] IMAGES.idx LABELS.idx OUT.h5\n"
+     "       mnist-dist convert [--quiet] IN OUT.csv\n\n"
+     "Validates MNIST images and writes them as HDF5 (/images uint8 [N,784],\n"
+     "/labels uint8 [N]) or CSV (label,pixel0..pixel783), chosen by OUT's ending.\n"
+     "CSV input may have a header line and 785 (labelled) or 784 columns.\n"
+     "Nothing is left at OUT when the input is bad.\n"},
+};
+#define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const struct Command *command_named(const char *name)
 {
-    if (strcmp(command, "convert") == 0) {
-        *n = NUM_CONVERT_OPTIONS;
-        return CONVERT_OPTIONS;
-    }
-    *n = NUM_TRAIN_OPTIONS;
-    return TRAIN_OPTIONS;
+    for (size_t i = 0; i < NUM_COMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0)
+            return &COMMANDS[i];
+    return NULL;
 }
 
 /* Parses text into the field of o; -1 with e naming the option. */
@@ -116,25 +172,26 @@ void config_defaults(Config *c)
     memset(c, 0, sizeof *c);
     strcpy(c->command, "train");
     /* Defaults go through the parser, so a bad default fails loudly in tests. */
-    const Option *tables[2] = {TRAIN_OPTIONS, CONVERT_OPTIONS};
-    size_t counts[2] = {NUM_TRAIN_OPTIONS, NUM_CONVERT_OPTIONS};
-    for (int t = 0; t < 2; t++)
-        for (size_t i = 0; i < counts[t]; i++)
-            set_option(c, &tables[t][i], tables[t][i].def, NULL);
+    for (size_t t = 0; t < NUM_COMMANDS; t++)
+        for (size_t i = 0; i < COMMANDS[t].count; i++)
+            set_option(c, &COMMANDS[t].options[i], COMMANDS[t].options[i].def, NULL);
 }
 
 int config_parse(Config *c, int argc, char **argv, Error *e)
 {
     int i = 1;
     if (i < argc && argv[i][0] != '-') {
-        if (strcmp(argv[i], "train") != 0 && strcmp(argv[i], "convert") != 0)
-            return err_set(e, "unknown command '%s' (commands: train, convert; see --help)",
+        if (!command_named(argv[i]))
+            return err_set(e,
+                           "unknown command '%s' (commands: train, evaluate, predict, convert; "
+                           "see --help)",
                            argv[i]);
         snprintf(c->command, sizeof c->command, "%s", argv[i]);
         i++;
     }
-    size_t n;
-    const Option *opts = options_for(c->command, &n);
+    const struct Command *cmd = command_named(c->command);
+    const size_t n = cmd->count;
+    const Option *opts = cmd->options;
     for (; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -188,27 +245,21 @@ int config_parse(Config *c, int argc, char **argv, Error *e)
         if (strcmp(c->resume, "auto") == 0 && c->out_dir[0] == '\0')
             return err_set(e, "--resume auto needs --out DIR: the run directory to resume");
     }
+    if ((strcmp(c->command, "evaluate") == 0 || strcmp(c->command, "predict") == 0) &&
+        c->model_path[0] == '\0')
+        return err_set(e, "%s needs --model CKPT.h5 (see --help)", c->command);
+    if (strcmp(c->command, "predict") == 0 && c->input_path[0] == '\0')
+        return err_set(e, "predict needs --input FILE (.csv or .h5; see --help)");
     return 0;
 }
 
 void config_usage(const Config *c, FILE *f)
 {
-    if (strcmp(c->command, "convert") == 0) {
-        fprintf(f, "usage: mnist-dist convert [--quiet] IN.csv OUT.h5\n"
-                   "       mnist-dist convert [--quiet] IMAGES.idx LABELS.idx OUT.h5\n"
-                   "       mnist-dist convert [--quiet] IN OUT.csv\n\n"
-                   "Validates MNIST images and writes them as HDF5 (/images uint8 [N,784],\n"
-                   "/labels uint8 [N]) or CSV (label,pixel0..pixel783), chosen by OUT's ending.\n"
-                   "CSV input may have a header line and 785 (labelled) or 784 columns.\n"
-                   "Nothing is left at OUT when the input is bad.\n");
-        return;
-    }
-    fprintf(f, "usage: mnist-dist [train] [options]\n"
-               "       mnist-dist convert IN OUT      (see mnist-dist convert --help)\n\n"
-               "Trains a multilayer perceptron on MNIST, data-parallel over MPI ranks and\n"
-               "OpenMP threads; run it alone, or under mpirun/srun.\n\noptions:\n");
-    for (size_t i = 0; i < NUM_TRAIN_OPTIONS; i++) {
-        const Option *o = &TRAIN_OPTIONS[i];
+    const struct Command *cmd = command_named(c->command);
+    fputs(cmd->synopsis, f);
+    fputs("\noptions:\n", f);
+    for (size_t i = 0; i < cmd->count; i++) {
+        const Option *o = &cmd->options[i];
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
@@ -237,8 +288,9 @@ static double float_for_json(float v)
 void config_to_json(const Config *c, void *cjson_object)
 {
     cJSON *obj = cjson_object;
-    for (size_t i = 0; i < NUM_TRAIN_OPTIONS; i++) {
-        const Option *o = &TRAIN_OPTIONS[i];
+    const struct Command *cmd = command_named(c->command);
+    for (size_t i = 0; i < cmd->count; i++) {
+        const Option *o = &cmd->options[i];
         const char *field = (const char *)c + o->offset;
         switch (o->type) {
         case OPT_STR:

@@ -1,5 +1,6 @@
-/* main: starts MPI, parses the command line, and dispatches to train or
- * convert; every rank returns the same exit status. No logic of its own. */
+/* main: starts MPI, parses the command line, and dispatches to train,
+ * evaluate, predict or convert; every rank returns the same exit status.
+ * No logic of its own. */
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,10 @@ int main(int argc, char **argv)
         status = EXIT_OK;
     } else if (strcmp(cfg.command, "convert") == 0) {
         status = convert_run(&cfg, &comm);
+    } else if (strcmp(cfg.command, "evaluate") == 0) {
+        status = evaluate_run(&cfg, &comm);
+    } else if (strcmp(cfg.command, "predict") == 0) {
+        status = predict_run(&cfg, &comm);
     } else {
         status = train_run(&cfg, &comm);
     }

@@ -1,51 +1,26 @@
 /* train: `mnist-dist train`, the epoch/step loop. Sequences data loading,
  * the data-parallel step (local gradient, one allreduce, identical Adam step
- * on every rank), evaluation, checkpoints and the report. Every decision that
- * all ranks must share goes through agree(); kernel math lives in ops/mlp. */
+ * on every rank), evaluation, checkpoints, progress and the report. Every
+ * decision all ranks must share goes through rt_agree(); kernel math lives
+ * in ops/mlp. */
 #define _GNU_SOURCE
 #include "mnist/train.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
-#include <time.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "mnist/ckpt.h"
 #include "mnist/data.h"
 #include "mnist/h5data.h"
 #include "mnist/history.h"
-#include "mnist/ops.h"
 #include "mnist/report.h"
 #include "mnist/rng.h"
-
-#define EVAL_BATCH 1000 /* rows per forward pass when evaluating */
-
-/* Shares a status across ranks; on failure the lowest failing rank prints
- * its message, so a failure common to all ranks is printed once. Returns the
- * agreed status (0 = all fine). */
-static int agree(const Comm *c, int status, const Error *e)
-{
-    int worst = comm_agree(c, status ? EXIT_FAIL : EXIT_OK);
-    if (worst == EXIT_OK)
-        return EXIT_OK;
-    /* agree on the lowest failing rank: max over (size - rank) of failures */
-    int first = c->size - comm_agree(c, status ? c->size - c->rank : 0);
-    if (c->rank == first) {
-        if (c->size > 1)
-            fprintf(stderr, "mnist-dist: error: rank %d: %s\n", c->rank, e->msg);
-        else
-            fprintf(stderr, "mnist-dist: error: %s\n", e->msg);
-    }
-    return worst;
-}
+#include "mnist/runtime.h"
 
 void train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                 const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
@@ -61,60 +36,6 @@ void train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8
     adam_step(opt, m->params, m->adam_m, m->adam_v, m->grads, m->param_floats);
 }
 
-/* Buffers for one rank, sized once before the loop. */
-typedef struct Buffers {
-    float *x;
-    uint8_t *y;
-    int *pred;
-    uint64_t *ids;
-    size_t *idx;   /* the shard's row order for this epoch */
-    size_t *eval_idx;
-} Buffers;
-
-static void buffers_free(Buffers *b)
-{
-    free(b->x), free(b->y), free(b->pred), free(b->ids), free(b->idx), free(b->eval_idx);
-    memset(b, 0, sizeof *b);
-}
-
-static int buffers_alloc(Buffers *b, int rows, size_t shard_rows, Error *e)
-{
-    memset(b, 0, sizeof *b);
-    b->x = alloc_aligned(sizeof(float) * (size_t)rows * MNIST_PIXELS);
-    b->y = malloc((size_t)rows);
-    b->pred = malloc(sizeof(int) * (size_t)rows);
-    b->ids = malloc(sizeof(uint64_t) * (size_t)rows);
-    b->idx = malloc(sizeof(size_t) * (shard_rows ? shard_rows : 1));
-    b->eval_idx = malloc(sizeof(size_t) * (size_t)rows);
-    if (!b->x || !b->y || !b->pred || !b->ids || !b->idx || !b->eval_idx) {
-        buffers_free(b);
-        return err_set(e, "out of memory allocating batch buffers");
-    }
-    return 0;
-}
-
-/* Forward passes over all of d (no dropout), accumulating into out. */
-static void evaluate(Mlp *m, const Dataset *d, Buffers *buf, int chunk, Metrics *out)
-{
-    for (size_t start = 0; start < d->rows; start += (size_t)chunk) {
-        int b = (int)(d->rows - start < (size_t)chunk ? d->rows - start : (size_t)chunk);
-        for (int i = 0; i < b; i++)
-            buf->eval_idx[i] = start + (size_t)i;
-        data_gather_batch(buf->x, buf->y, d, buf->eval_idx, b);
-        const float *logits = mlp_forward(m, buf->x, b, 0, 0, NULL);
-        out->loss_sum +=
-            softmax_xent(NULL, buf->pred, logits, buf->y, b, m->sizes[m->num_layers], 0.0f);
-        metrics_add(out, buf->y, buf->pred, b);
-    }
-}
-
-/* Sums a Metrics over ranks. */
-static void metrics_allreduce(const Comm *c, Metrics *m)
-{
-    comm_allreduce_sum_i64(c, &m->confusion[0][0], MNIST_CLASSES * MNIST_CLASSES);
-    comm_allreduce_sum_f64(c, &m->loss_sum, 1);
-}
-
 /* Fisher-Yates over idx[0..n) from a counter-based stream. */
 static void shuffle(size_t *idx, size_t n, uint64_t key)
 {
@@ -128,115 +49,75 @@ static void shuffle(size_t *idx, size_t n, uint64_t key)
     }
 }
 
-/* Threads per rank: --threads, else OMP_NUM_THREADS, else the CPUs this rank
- * may run on shared by the ranks on its node. Warns (rank 0) when the threads
- * oversubscribe the node or a multi-threaded rank is bound to one core.
- * Collective. */
-static int cpus_allowed(void)
+/* Rank 0's view of progress within an epoch: a bar redrawn in place on a
+ * terminal (at most 10 times a second), plain lines every log_every steps
+ * otherwise, nothing when quiet. Uses rank 0's own running loss: showing it
+ * needs no communication. */
+typedef struct Progress {
+    int on_tty, quiet, log_every, epoch, epochs;
+    size_t steps, samples_per_step;
+    double t0, last_draw, loss, count; /* running sums since the epoch start */
+    int drawn;
+} Progress;
+
+static void progress_step(Progress *p, size_t step, double loss_sum, double rows)
 {
-#ifdef _OPENMP
-    /* With OMP_PROC_BIND, libgomp has already pinned this (master) thread to
-     * one place, so its own mask says 1; the places list still spans every
-     * CPU the process was given. */
-    if (omp_get_proc_bind() != omp_proc_bind_false && omp_get_num_places() > 0) {
-        int n = 0;
-        for (int p = 0; p < omp_get_num_places(); p++)
-            n += omp_get_place_num_procs(p);
-        return n;
+    if (p->quiet)
+        return;
+    p->loss += loss_sum, p->count += rows;
+    const double now = time_now_s(), elapsed = now - p->t0;
+    const double rate = elapsed > 0 ? (double)(step * p->samples_per_step) / elapsed : 0;
+    const double eta = rate > 0 ? (double)((p->steps - step) * p->samples_per_step) / rate : 0;
+    if (p->log_every > 0 && step % (size_t)p->log_every == 0) {
+        if (p->drawn)
+            fputs("\r\033[K", stdout);
+        printf("epoch %d step %zu/%zu  loss %.4f  %.0f samples/s  eta %.1f s\n", p->epoch, step,
+               p->steps, p->loss / p->count, rate, eta);
+        p->drawn = 0;
+        fflush(stdout);
     }
-#endif
-    cpu_set_t set;
-    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    if (p->on_tty && (now - p->last_draw > 0.1 || step == p->steps)) {
+        const int width = 30, filled = (int)((double)width * (double)step / (double)p->steps);
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[width] = '\0';
+        printf("\r\033[Kepoch %d/%d [%s] %zu/%zu  loss %.4f  %.0f samples/s  eta %.0f s",
+               p->epoch, p->epochs, bar, step, p->steps, p->loss / p->count, rate, eta);
+        fflush(stdout);
+        p->last_draw = now;
+        p->drawn = 1;
+    }
 }
 
-static int choose_threads(const Config *cfg, const Comm *comm)
+/* 1 when stdout reaches a person's terminal. Under mpirun a rank's stdout is
+ * a pseudo-terminal that Open MPI forwards even into a log file, so there
+ * the launcher's own stdout (our parent's fd 1) decides. */
+static int stdout_is_terminal(void)
 {
-    const int allowed = cpus_allowed();
-    const int local = comm_local_size(comm);
-    const long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads;
-    if (cfg->threads > 0)
-        threads = cfg->threads;
-#ifdef _OPENMP
-    else if (getenv("OMP_NUM_THREADS"))
-        threads = omp_get_max_threads();
-#endif
-    else if (allowed < online) /* bound by the launcher: use what we were given */
-        threads = allowed;
-    else
-        threads = allowed / local > 0 ? allowed / local : 1;
-    if (comm->rank == 0 && !cfg->quiet) {
-        if (local > online)
-            fprintf(stderr,
-                    "mnist-dist: warning: %d ranks share this node's %ld CPUs (oversubscribed); "
-                    "steps will be slower than with %ld ranks\n",
-                    local, online, online);
-        else if ((long)threads * local > online)
-            fprintf(stderr,
-                    "mnist-dist: warning: %d ranks x %d threads on this node exceed its %ld CPUs; "
-                    "expect a large slowdown (use --threads %ld or fewer ranks)\n",
-                    local, threads, online, online / local > 0 ? online / local : 1);
-        else if (threads > allowed)
-            fprintf(stderr,
-                    "mnist-dist: warning: %d threads but this rank may only run on %d CPU%s; "
-                    "launch with `mpirun --bind-to none` or `--map-by slot:PE=%d`\n",
-                    threads, allowed, allowed > 1 ? "s" : "", threads);
-    }
-    return threads;
+    if (!isatty(STDOUT_FILENO))
+        return 0;
+    const char *term = getenv("TERM");
+    if (term && strcmp(term, "dumb") == 0)
+        return 0;
+    if (!getenv("OMPI_COMM_WORLD_SIZE"))
+        return 1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/fd/1", (long)getppid());
+    int fd = open(path, O_WRONLY | O_NOCTTY);
+    if (fd < 0)
+        return 0;
+    int tty = isatty(fd);
+    close(fd);
+    return tty;
 }
 
-/* Rank 0 picks runs/<date>-<time>[-k]; everyone receives it. */
-static int choose_run_dir(Config *cfg, const Comm *comm, Error *e)
+/* Clears the bar so the epoch line replaces it. */
+static void progress_end(Progress *p)
 {
-    int status = 0;
-    if (comm->rank == 0) {
-        if (cfg->out_dir[0] == '\0') {
-            char stamp[32];
-            time_t now = time(NULL);
-            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-            snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/%s", stamp);
-            for (int k = 2; path_exists(cfg->out_dir) && k < 1000; k++)
-                snprintf(cfg->out_dir, sizeof cfg->out_dir, "runs/%s-%d", stamp, k);
-        }
-        char ck[CONFIG_PATH_MAX + 32];
-        snprintf(ck, sizeof ck, "%s/checkpoints", cfg->out_dir);
-        status = path_mkdirs(ck, e);
-    }
-    comm_bcast(comm, cfg->out_dir, sizeof cfg->out_dir, 0);
-    return status;
-}
-
-/* Opens path on every rank and reads this rank's share of rows
- * [first_row, first_row + rows) into out; *file_rows receives the file's
- * total. A file without labels is an error here. */
-static int load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, size_t rows,
-                      size_t *file_rows, Dataset *out, Error *e)
-{
-    H5Data h;
-    if (h5data_open(&h, path, fapl, e))
-        return -1;
-    int rc = 0;
-    *file_rows = h.rows;
-    if (!h.has_labels)
-        rc = err_set(e, "%s: has no /labels; training and evaluation need labelled data", path);
-    if (rc == 0 && rows == (size_t)-1)
-        rows = h.rows - skip;
-    if (rc == 0 && skip + rows > h.rows)
-        rc = err_set(e, "%s: has %zu rows, fewer than the %zu needed", path, h.rows, skip + rows);
-    if (rc == 0) {
-        size_t first, count;
-        data_shard_range(rows, comm->size, comm->rank, &first, &count);
-        rc = h5data_read(&h, skip + first, count, out, e);
-    }
-    h5data_close(&h);
-    return rc;
-}
-
-static void format_layers(char *buf, size_t size, const Mlp *m)
-{
-    buf[0] = '\0';
-    for (int l = 0; l <= m->num_layers; l++)
-        snprintf(buf + strlen(buf), size - strlen(buf), "%s%d", l ? "-" : "", m->sizes[l]);
+    if (p->drawn)
+        fputs("\r\033[K", stdout);
+    p->drawn = 0;
 }
 
 /* The configuration as a JSON string (caller frees), with the run facts. */
@@ -278,7 +159,7 @@ static int resume(const Config *cfg, const Comm *comm, Mlp *m, Adam *opt, Histor
             epoch = meta.epoch;
         }
     }
-    if ((*status = agree(comm, rc, e)))
+    if ((*status = rt_agree(comm, rc, e)))
         return 0;
     comm_bcast(comm, from, from_size, 0);
     comm_bcast(comm, &epoch, sizeof epoch, 0);
@@ -301,6 +182,28 @@ static int resume(const Config *cfg, const Comm *comm, Mlp *m, Adam *opt, Histor
     return epoch;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median training throughput over the history's epochs (epoch 1 included
+ * only when it is the only one: it pays for warm-up). */
+static double median_throughput(const History *h)
+{
+    double *v = h->count ? malloc(sizeof(double) * (size_t)h->count) : NULL;
+    if (!v)
+        return 0;
+    int n = 0;
+    for (int i = h->count > 1 ? 1 : 0; i < h->count; i++)
+        v[n++] = h->items[i].samples_per_s;
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    const double median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    free(v);
+    return median;
+}
+
 int train_run(const Config *cfg_in, const Comm *comm)
 {
     const double t_start = time_now_s();
@@ -310,32 +213,30 @@ int train_run(const Config *cfg_in, const Comm *comm)
     int status;
     Dataset train = {0}, val = {0}, test = {0};
     Mlp model = {0};
-    Buffers buf = {0};
+    Batch buf = {0};
+    size_t *order = NULL;
     History hist = {0};
     char *cfg_json = NULL;
     char resumed_from[CONFIG_PATH_MAX] = "", last_ckpt[CONFIG_PATH_MAX + 64] = "";
+    Mistake mistakes[REPORT_MISTAKES];
+    int n_mistakes = 0;
 
-    const int threads = choose_threads(&cfg, comm);
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
-    openblas_set_num_threads(threads);
-
+    const int threads = rt_threads(&cfg, comm);
     int sizes[MLP_MAX_LAYERS + 1];
     int L = mlp_parse_layers(cfg.layers, MNIST_PIXELS, MNIST_CLASSES, sizes, &e);
     status = L < 0 ? -1 : 0;
     if (status == 0 && cfg.batch_size < P)
         status = err_set(&e, "--batch-size %d is smaller than the %d ranks: every rank needs rows",
                          cfg.batch_size, P);
-    if ((status = agree(comm, status, &e)))
+    if ((status = rt_agree(comm, status, &e)))
         return status;
 
-    /* Data: each rank reads only its own rows. */
-    size_t train_file_rows = 0, test_rows = 0, dummy;
+    /* Data: each rank reads only its own rows of each file. */
+    size_t train_file_rows = 0, test_rows = 0, dummy, shard_first = 0, val_first = 0, test_first = 0;
     hid_t fapl = comm_h5_fapl(comm);
     if (fapl < 0)
         status = err_set(&e, "cannot create an MPI-IO file access list for HDF5");
-    if ((status = agree(comm, status, &e)))
+    if ((status = rt_agree(comm, status, &e)))
         return status;
     {
         H5Data h;
@@ -345,28 +246,28 @@ int train_run(const Config *cfg_in, const Comm *comm)
             h5data_close(&h);
         }
     }
-    if ((status = agree(comm, status, &e)))
+    if ((status = rt_agree(comm, status, &e)))
         goto done;
     if ((size_t)cfg.val_split >= train_file_rows)
         status = err_set(&e, "--val-split %d leaves no training rows (%s has %zu)", cfg.val_split,
                          cfg.train_path, train_file_rows);
-    if ((status = agree(comm, status, &e)))
+    if ((status = rt_agree(comm, status, &e)))
         goto done;
     const size_t n_train = train_file_rows - (size_t)cfg.val_split, n_val = (size_t)cfg.val_split;
-    status = load_shard(cfg.train_path, fapl, comm, 0, n_train, &dummy, &train, &e);
-    if ((status = agree(comm, status, &e)))
+    status = rt_load_shard(cfg.train_path, fapl, comm, 0, n_train, 1, &dummy, &shard_first, &train, &e);
+    if ((status = rt_agree(comm, status, &e)))
         goto done;
-    status = load_shard(cfg.train_path, fapl, comm, n_train, n_val, &dummy, &val, &e);
-    if ((status = agree(comm, status, &e)))
+    status = rt_load_shard(cfg.train_path, fapl, comm, n_train, n_val, 1, &dummy, &val_first, &val, &e);
+    if ((status = rt_agree(comm, status, &e)))
         goto done;
-    status = load_shard(cfg.test_path, fapl, comm, 0, (size_t)-1, &test_rows, &test, &e);
-    if ((status = agree(comm, status, &e)))
+    status = rt_load_shard(cfg.test_path, fapl, comm, 0, SIZE_MAX, 1, &test_rows, &test_first, &test, &e);
+    if ((status = rt_agree(comm, status, &e)))
         goto done;
 
     /* Every rank computes every shard's size, so all agree on the step count
      * without communicating: the smallest shard decides. */
-    size_t shard_first, shard_rows, b_first, b_size;
-    data_shard_range(n_train, P, rank, &shard_first, &shard_rows);
+    const size_t shard_rows = train.rows;
+    size_t b_first, b_size;
     data_shard_range((size_t)cfg.batch_size, P, rank, &b_first, &b_size);
     const int b_local = (int)b_size;
     size_t steps = SIZE_MAX;
@@ -380,16 +281,18 @@ int train_run(const Config *cfg_in, const Comm *comm)
     if (steps == 0)
         status = err_set(&e, "%zu training rows over %d rank%s are too few for --batch-size %d",
                          n_train, P, P > 1 ? "s" : "", cfg.batch_size);
-    const int max_batch = b_local > EVAL_BATCH ? b_local : EVAL_BATCH;
+    const int max_batch = b_local > RT_EVAL_BATCH ? b_local : RT_EVAL_BATCH;
     if (status == 0)
         status = mlp_create(&model, sizes, L, cfg.dropout, max_batch, &e);
     if (status == 0)
-        status = buffers_alloc(&buf, max_batch, shard_rows, &e);
-    if ((status = agree(comm, status, &e)))
+        status = batch_alloc(&buf, max_batch, &e);
+    if (status == 0 && !(order = malloc(sizeof(size_t) * (shard_rows ? shard_rows : 1))))
+        status = err_set(&e, "out of memory");
+    if ((status = rt_agree(comm, status, &e)))
         goto done;
 
     /* Only now, with data and model in hand, does the run directory appear. */
-    if ((status = agree(comm, choose_run_dir(&cfg, comm, &e), &e)))
+    if ((status = rt_run_dir(&cfg, comm, "", "checkpoints", &e)))
         goto done;
 
     Adam opt = {cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, 0};
@@ -408,7 +311,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
     cfg_json = config_json(&cfg, comm, threads);
 
     char layers[256];
-    format_layers(layers, sizeof layers, &model);
+    rt_format_layers(layers, sizeof layers, &model);
     if (rank == 0 && !cfg.quiet) {
         printf("mnist-dist %s: %d rank%s x %d thread%s, layers %s (%zu parameters)\n",
                MNIST_VERSION, P, P > 1 ? "s" : "", threads, threads > 1 ? "s" : "", layers,
@@ -423,34 +326,40 @@ int train_run(const Config *cfg_in, const Comm *comm)
         fflush(stdout);
     }
 
+    Progress prog = {rank == 0 && stdout_is_terminal(), rank != 0 || cfg.quiet, cfg.log_every,
+                     0, cfg.epochs, steps, (size_t)cfg.batch_size, 0, 0, 0, 0, 0};
     double train_s = 0;
     for (int i = 0; i < hist.count; i++)
         train_s += hist.items[i].seconds;
     for (int epoch = start_epoch + 1; epoch <= cfg.epochs; epoch++) {
         /* Streams keyed by (seed, epoch, global row): a row's shuffle position
          * within its shard and its dropout masks do not depend on the rank. */
-        shuffle(buf.idx, shard_rows, rng_key((uint64_t)cfg.seed, RNG_SHUFFLE, (uint64_t)epoch,
-                                             shard_first));
+        shuffle(order, shard_rows, rng_key((uint64_t)cfg.seed, RNG_SHUFFLE, (uint64_t)epoch,
+                                           shard_first));
         const uint64_t dkey = rng_key((uint64_t)cfg.seed, RNG_DROPOUT, (uint64_t)epoch, 0);
         double sums[3] = {0, 0, 0}; /* loss, correct, samples */
         int64_t correct = 0;
         const double t0 = time_now_s();
+        prog.epoch = epoch, prog.t0 = t0, prog.loss = prog.count = 0, prog.last_draw = 0;
         for (size_t s = 0; s < steps; s++) {
-            const size_t *rows = buf.idx + s * (size_t)b_local;
+            const size_t *rows = order + s * (size_t)b_local;
             data_gather_batch(buf.x, buf.y, &train, rows, b_local);
             for (int i = 0; i < b_local; i++)
                 buf.ids[i] = shard_first + rows[i];
+            const double before = sums[0];
             train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local, cfg.batch_size, dkey,
                        buf.pred, &sums[0], &correct);
+            progress_step(&prog, s + 1, sums[0] - before, b_local);
         }
         const double seconds = time_now_s() - t0;
+        progress_end(&prog);
         train_s += seconds;
         sums[1] = (double)correct;
         sums[2] = (double)(steps * (size_t)b_local);
         comm_allreduce_sum_f64(comm, sums, 3);
         Metrics vm = {{{0}}, 0};
-        evaluate(&model, &val, &buf, max_batch, &vm);
-        metrics_allreduce(comm, &vm);
+        rt_evaluate(&model, &val, val_first, &buf, &vm, NULL, NULL);
+        rt_reduce_eval(comm, &vm, NULL, NULL);
         Scores vs;
         metrics_scores(&vm, &vs);
         EpochStats st = {epoch,
@@ -471,7 +380,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
             goto done;
         }
         status = history_push(&hist, &st, &e);
-        if ((status = agree(comm, status, &e)))
+        if ((status = rt_agree(comm, status, &e)))
             goto done;
         if (rank == 0 && !cfg.quiet) {
             printf("epoch %3d/%d  train loss %.4f acc %.4f", epoch, cfg.epochs, st.train_loss,
@@ -489,41 +398,48 @@ int train_run(const Config *cfg_in, const Comm *comm)
                              ? err_set(&e, "%s: path too long", cfg.out_dir)
                              : ckpt_write(last_ckpt, &model, &opt, &meta, &hist, cfg_json, &e);
             }
-            if ((status = agree(comm, status, &e)))
+            if ((status = rt_agree(comm, status, &e)))
                 goto done;
         }
     }
 
-    /* Final evaluation on the test set, sharded, reduced to every rank. */
+    /* Final evaluation on the test set, sharded, reduced to rank 0. */
     Metrics tm = {{{0}}, 0};
-    evaluate(&model, &test, &buf, max_batch, &tm);
-    metrics_allreduce(comm, &tm);
+    rt_evaluate(&model, &test, test_first, &buf, &tm, mistakes, &n_mistakes);
+    rt_reduce_eval(comm, &tm, mistakes, &n_mistakes);
     if (rank == 0) {
-        char report_dir[CONFIG_PATH_MAX + 16];
+        char report_dir[CONFIG_PATH_MAX + 16], optimizer[256], versions[512];
         snprintf(report_dir, sizeof report_dir, "%s/report", cfg.out_dir);
+        snprintf(optimizer, sizeof optimizer,
+                 "Adam lr %g, beta1 %g, beta2 %g, eps %g; global batch %d; dropout %g; seed %lld",
+                 (double)cfg.lr, (double)cfg.beta1, (double)cfg.beta2, (double)cfg.eps,
+                 cfg.batch_size, (double)cfg.dropout, (long long)cfg.seed);
+        rt_versions(versions, sizeof versions);
         if (!last_ckpt[0])
             ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, cfg.epochs);
-        RunInfo run = {cfg.train_path, cfg.test_path, last_ckpt, cfg.layers, P, threads,
-                       hist.count, (int64_t)n_train, (int64_t)n_val, (int64_t)test_rows,
-                       (int64_t)model.num_params, time_now_s() - t_start, train_s, cfg_json};
+        RunInfo run = {"train", cfg.train_path, cfg.test_path, last_ckpt, layers, optimizer,
+                       versions, P, threads, hist.count, (int64_t)n_train, (int64_t)n_val,
+                       (int64_t)test_rows, (int64_t)model.num_params, time_now_s() - t_start,
+                       train_s, median_throughput(&hist), cfg_json, mistakes, n_mistakes};
         status = report_write(report_dir, &tm, &hist, &run, &e);
         if (status == 0) {
             Scores ts;
             metrics_scores(&tm, &ts);
             printf("test accuracy %.2f%% (%lld/%lld), loss %.4f\n", 100 * ts.accuracy,
                    (long long)ts.correct, (long long)ts.count, ts.loss);
-            printf("report: %s/report.md and metrics.json\n", report_dir);
+            printf("report: %s/report.html (also report.md, metrics.json)\n", report_dir);
             printf("checkpoint: %s\n", last_ckpt);
             fflush(stdout);
         }
     }
-    status = agree(comm, status, &e);
+    status = rt_agree(comm, status, &e);
 
 done:
     H5Pclose(fapl);
     free(cfg_json);
+    free(order);
     history_free(&hist);
-    buffers_free(&buf);
+    batch_free(&buf);
     mlp_free(&model);
     dataset_free(&train);
     dataset_free(&val);

@@ -52,7 +52,7 @@ for e in h:
     for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "samples_per_s"):
         assert math.isfinite(e[k]), k
 r = m["run"]
-assert r["ranks"] == 2 and r["threads_per_rank"] >= 1 and r["layers"] == "256,128"
+assert r["ranks"] == 2 and r["threads_per_rank"] >= 1 and r["layers"] == "784-256-128-10"
 assert r["train_rows"] == 11000 and r["val_rows"] == 1000
 assert m["config"]["batch-size"] == 64 and m["config"]["epochs"] == 4
 print(f"      test accuracy {t['accuracy']:.4f}")
@@ -60,6 +60,9 @@ PY
   [[ -s $T/acc/report/report.md ]] && grep -q "Confusion matrix" "$T/acc/report/report.md" \
     && pass "report.md written" || fail "report.md"
   grep -Eq "^epoch +4/4 +train loss" "$T/log" && pass "one progress line per epoch" || fail "progress lines"
+  # mpirun hands ranks a pseudo-terminal even when its own output is a file
+  grep -q $'\r\|\033' "$T/log" && fail "control characters in a logged mpirun run" \
+    || pass "a logged mpirun run has no control characters"
 else
   fail "2-rank training run failed"; cat "$T/log"
 fi

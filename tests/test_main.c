@@ -17,7 +17,8 @@ static const struct {
     {"ops", test_ops_register},       {"mlp", test_mlp_register},
     {"optim", test_optim_register},   {"data", test_data_register},
     {"data_csv", test_data_csv_register}, {"h5", test_h5_register},
-    {"ckpt", test_ckpt_register},     {"report", test_report_register},
+    {"ckpt", test_ckpt_register},     {"plot", test_plot_register},
+    {"report", test_report_register},
     {"config", test_config_register},
 };
 

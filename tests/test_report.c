@@ -88,10 +88,18 @@ static void test_report_files(void)
     EpochStats s1 = {1, 0.5, 0.8, NAN, NAN, 2.0, 1000}, s2 = {2, 0.25, 0.9, 0.3, 0.91, 2.0, 1100};
     history_push(&h, &s1, &e);
     history_push(&h, &s2, &e);
-    RunInfo run = {"train.h5", "test \"quoted\".h5", "ck.h5", "512,512", 2, 3, 2, 100, 10, 19,
-                   12345, 10.5, 4.0, "{\"lr\":0.001,\"layers\":\"512,512\"}"};
+    Mistake mk[2] = {{0.99f, 4, 9, 17, {0}}, {0.75f, 3, 5, 2, {0}}};
+    mk[0].pixels[300] = 255;
+    RunInfo run = {.command = "train", .train_path = "train.h5", .test_path = "test \"quoted\".h5",
+                   .checkpoint = "ck.h5", .layers = "784-512-512-10", .optimizer = "Adam lr 0.001",
+                   .versions = "v", .ranks = 2, .threads = 3, .epochs_run = 2, .train_rows = 100,
+                   .val_rows = 10, .test_rows = 19, .num_params = 12345, .wall_s = 10.5,
+                   .train_s = 4.0, .samples_per_s = 1050,
+                   .config_json = "{\"lr\":0.001,\"layers\":\"512,512\"}", .mistakes = mk,
+                   .n_mistakes = 2};
     CU_ASSERT_FATAL(report_write(rdir, &m, &h, &run, &e) == 0);
-    CU_ASSERT_EQUAL(tu_count_entries(rdir), 2); /* no temp files */
+    /* metrics.json, report.md, report.html and four charts; no temp files */
+    CU_ASSERT_EQUAL(tu_count_entries(rdir), 7);
     snprintf(path, sizeof path, "%s/metrics.json", rdir);
     char *text = slurp(path);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
@@ -116,6 +124,10 @@ static void test_report_files(void)
     CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(hist, 0), "val_loss")));
     CU_ASSERT_DOUBLE_EQUAL(
         cJSON_GetObjectItem(cJSON_GetArrayItem(hist, 1), "val_accuracy")->valuedouble, 0.91, 1e-12);
+    cJSON *mk_json = cJSON_GetObjectItem(test, "most_confident_mistakes");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(mk_json), 2);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(mk_json, 0), "row")->valueint, 17);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(mk_json, 0), "predicted")->valueint, 9);
     cJSON *r = cJSON_GetObjectItem(root, "run");
     CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "ranks")->valueint, 2);
     CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "threads_per_rank")->valueint, 3);
@@ -127,11 +139,41 @@ static void test_report_files(void)
     text = slurp(path);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     CU_ASSERT(strstr(text, "Test accuracy: 84.21%") != NULL);
-    CU_ASSERT(strstr(text, "| 0 | 0.8889 | 0.8000 |") != NULL);
+    CU_ASSERT(strstr(text, "| **0** | 0.8889 | 0.8000 |") != NULL);
     CU_ASSERT(strstr(text, "| **0** | **8** | 2 |") != NULL);
+    CU_ASSERT(strstr(text, "![confusion matrix") != NULL);
+    free(text);
+    snprintf(path, sizeof path, "%s/report.html", rdir);
+    text = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    int images = 0;
+    for (const char *p = text; (p = strstr(p, "src=\"data:image/png;base64,iVBORw0KGgo")); p++)
+        images++;
+    CU_ASSERT_EQUAL(images, 4); /* every chart embedded as a PNG (base64 of its signature) */
+    CU_ASSERT(strstr(text, "Test accuracy <b>84.21%</b>") != NULL);
+    CU_ASSERT(strstr(text, "test &quot;quoted&quot;.h5") != NULL); /* escaped */
+    CU_ASSERT(strstr(text, "<td class=\"diag\">8</td>") != NULL);
+    CU_ASSERT(strstr(text, "Adam lr 0.001") != NULL);
+    CU_ASSERT(strstr(text, "<script") == NULL);
     free(text);
     history_free(&h);
     tu_rmrf(dir);
+}
+
+static void test_mistakes_keep_the_most_confident(void)
+{
+    Mistake list[3];
+    int n = 0;
+    const float probs[] = {0.5f, 0.9f, 0.7f, 0.95f, 0.6f, 0.9f};
+    for (int i = 0; i < 6; i++) {
+        Mistake m = {probs[i], 1, 2, 100 - i, {0}};
+        mistakes_insert(list, &n, 3, &m);
+    }
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(list[0].prob, 0.95f);
+    /* equal confidence: the lower row first, whatever the arrival order */
+    CU_ASSERT_EQUAL(list[1].index, 95);
+    CU_ASSERT_EQUAL(list[2].index, 99);
 }
 
 static void test_report_unwritable_dir(void)
@@ -139,7 +181,9 @@ static void test_report_unwritable_dir(void)
     Metrics m;
     known_metrics(&m);
     History h = {0};
-    RunInfo run = {"a", "b", "c", "1", 1, 1, 0, 0, 0, 0, 0, 0, 0, "{}"};
+    RunInfo run = {.command = "evaluate", .train_path = "", .test_path = "b", .checkpoint = "c",
+                   .layers = "784-10", .optimizer = "", .versions = "", .ranks = 1, .threads = 1,
+                   .config_json = "{}"};
     Error e = {{0}};
     CU_ASSERT_EQUAL(report_write("/proc/mnist-report", &m, &h, &run, &e), -1);
     CU_ASSERT(strstr(e.msg, "/proc/mnist-report") != NULL);
@@ -152,6 +196,8 @@ int test_report_register(void)
         return -1;
     return (CU_add_test(s, "scores from a known confusion matrix", test_scores_by_hand) &&
             CU_add_test(s, "metrics.json and report.md", test_report_files) &&
+            CU_add_test(s, "mistakes keep the most confident",
+                        test_mistakes_keep_the_most_confident) &&
             CU_add_test(s, "unwritable directory", test_report_unwritable_dir))
                ? 0
                : -1;

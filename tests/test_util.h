@@ -15,6 +15,7 @@ int test_data_register(void);
 int test_data_csv_register(void);
 int test_h5_register(void);
 int test_ckpt_register(void);
+int test_plot_register(void);
 int test_report_register(void);
 int test_config_register(void);
 

@@ -38,6 +38,16 @@ void comm_bcast(const Comm *c, void *buf, size_t bytes, int root);
  * from mine, in rank order. */
 void comm_allgather(const Comm *c, const void *mine, void *all, size_t bytes);
 
+/* Collective: root receives every rank's `bytes` (which may differ by rank)
+ * concatenated in rank order into all (used on root only; it must hold the
+ * sum over ranks). */
+void comm_gatherv(const Comm *c, const void *mine, size_t bytes, void *all, int root);
+
+/* Collective: root sends bytes_per_rank[r] bytes of all (concatenated in rank
+ * order; read on root only) to each rank r, which receives my_bytes. */
+void comm_scatterv(const Comm *c, const void *all, const size_t *bytes_per_rank, void *mine,
+                   size_t my_bytes, int root);
+
 /* Collective barrier. */
 void comm_barrier(const Comm *c);
 
@@ -51,6 +61,9 @@ hid_t comm_h5_fapl(const Comm *c);
 
 /* Collective: how many ranks share this rank's node (shared memory). */
 int comm_local_size(const Comm *c);
+
+/* The MPI library's version string, first line only, into buf. */
+void comm_library_version(char *buf, size_t size);
 
 /* Processor name of this rank (host name), into buf. */
 void comm_host(char *buf, size_t size);

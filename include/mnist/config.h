@@ -14,10 +14,15 @@
 #define CONFIG_MAX_POSITIONAL 4
 
 typedef struct Config {
-    char command[16]; /* "train" or "convert" */
+    char command[16]; /* "train", "evaluate", "predict" or "convert" */
     char train_path[CONFIG_PATH_MAX], test_path[CONFIG_PATH_MAX], out_dir[CONFIG_PATH_MAX];
     char layers[256];
     char resume[CONFIG_PATH_MAX]; /* "" = fresh, "auto" = latest in out_dir, or a file */
+    char model_path[CONFIG_PATH_MAX];  /* evaluate, predict: the checkpoint */
+    char input_path[CONFIG_PATH_MAX];  /* predict: images to label */
+    char output_path[CONFIG_PATH_MAX]; /* predict: the CSV written */
+    int probs;                         /* predict: add class probabilities */
+    int log_every;                     /* train: progress line every N steps */
     float dropout, lr, beta1, beta2, eps;
     int batch_size, epochs, threads, val_split, checkpoint_every;
     int64_t seed;
@@ -38,7 +43,7 @@ int config_parse(Config *c, int argc, char **argv, Error *e);
 /* Writes the usage text for c->command, with every default, to f. */
 void config_usage(const Config *c, FILE *f);
 
-/* Appends every training option to a JSON object (a cJSON *), name: value. */
+/* Appends every option of c->command to a JSON object (a cJSON *), name: value. */
 void config_to_json(const Config *c, void *cjson_object);
 
 #endif

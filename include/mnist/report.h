@@ -27,6 +27,22 @@ typedef struct Scores {
     double weighted_precision, weighted_recall, weighted_f1;
 } Scores;
 
+/* A wrongly classified image, kept for the report's grid of the most
+ * confidently misclassified digits. */
+typedef struct Mistake {
+    float prob;        /* the model's probability for pred (its confidence) */
+    int32_t label;     /* true class */
+    int32_t pred;      /* predicted class */
+    int64_t index;     /* row in the evaluated file */
+    uint8_t pixels[MNIST_PIXELS];
+} Mistake;
+
+#define REPORT_MISTAKES 24 /* how many the report shows */
+
+/* Keeps the n_max most confident mistakes in list (sorted by prob, highest
+ * first; *n is the current count): inserts m if it ranks. */
+void mistakes_insert(Mistake *list, int *n, int n_max, const Mistake *m);
+
 /* Counts B predictions against labels into m (accumulates). */
 void metrics_add(Metrics *m, const uint8_t *labels, const int *pred, int B);
 
@@ -34,18 +50,27 @@ void metrics_add(Metrics *m, const uint8_t *labels, const int *pred, int B);
  * samples recall 0 (scikit-learn's zero_division=0 convention). */
 void metrics_scores(const Metrics *m, Scores *s);
 
-/* What the report says about the run besides the metrics. */
+/* What the report says about the run besides the metrics. Strings may be
+ * empty but not NULL. */
 typedef struct RunInfo {
+    const char *command;     /* "train" or "evaluate" */
     const char *train_path, *test_path, *checkpoint, *layers;
+    const char *optimizer;   /* human-readable optimizer/batch/dropout/seed settings */
+    const char *versions;    /* software versions, one line */
     int ranks, threads, epochs_run;
     int64_t train_rows, val_rows, test_rows, num_params;
-    double wall_s;       /* whole run, start to report */
-    double train_s;      /* sum of epoch training times */
+    double wall_s;           /* whole run, start to report */
+    double train_s;          /* sum of epoch training times */
+    double samples_per_s;    /* median training throughput over epochs (0: none) */
     const char *config_json; /* the full configuration, a JSON object */
+    const Mistake *mistakes; /* the most confident mistakes, most confident first */
+    int n_mistakes;
 } RunInfo;
 
-/* Writes DIR/metrics.json and DIR/report.md (creating DIR), each to a temp
- * name then renamed. -1 with e filled; nothing half-written is left. */
+/* Writes DIR/metrics.json, the charts (curves.png, confusion.png,
+ * class_scores.png, mistakes.png), DIR/report.md and a self-contained
+ * DIR/report.html (charts embedded), creating DIR; each file goes to a temp
+ * name then is renamed. -1 with e filled; nothing half-written is left. */
 int report_write(const char *dir, const Metrics *test, const History *h, const RunInfo *run,
                  Error *e);
 

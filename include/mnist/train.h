@@ -1,6 +1,7 @@
-/* train: the subcommands' drivers. train_run is the epoch/step loop and the
- * only place that sequences communication; convert_run turns CSV/IDX into
- * HDF5 or CSV. Must not contain kernel math. */
+/* train: the subcommands' drivers. train_run is the epoch/step loop;
+ * evaluate_run and predict_run apply a checkpoint; convert_run turns CSV/IDX
+ * into HDF5 or CSV. They (and runtime) are the only places that sequence
+ * communication. Must not contain kernel math. */
 #ifndef MNIST_TRAIN_H
 #define MNIST_TRAIN_H
 
@@ -14,6 +15,14 @@
 /* Runs `mnist-dist train` on every rank. Returns the exit status, the same
  * on every rank; errors are printed once, by the lowest failing rank. */
 int train_run(const Config *cfg, const Comm *comm);
+
+/* Runs `mnist-dist evaluate`: a checkpoint's metrics and report on labelled
+ * data, sharded across ranks. Same status contract as train_run. */
+int evaluate_run(const Config *cfg, const Comm *comm);
+
+/* Runs `mnist-dist predict`: ImageId,Label[,p0..p9] for every input image,
+ * sharded across ranks, written by rank 0. */
+int predict_run(const Config *cfg, const Comm *comm);
 
 /* Runs `mnist-dist convert` (rank 0 works, the others wait for its status). */
 int convert_run(const Config *cfg, const Comm *comm);

@@ -1,0 +1,36 @@
+/* plot: the report's charts as PNG files, drawn with cairo (vector drawing,
+ * anti-aliased text with the system's sans font). Each function writes a
+ * complete PNG to a temp name and renames it into place.
+ * Must not know where the numbers come from, and must not touch MPI. */
+#ifndef MNIST_PLOT_H
+#define MNIST_PLOT_H
+
+#include <stdint.h>
+
+#include "mnist/history.h"
+#include "mnist/report.h"
+#include "mnist/util.h"
+
+/* Loss and accuracy per epoch, train vs validation, as two labelled panels
+ * side by side (x: epoch, y: loss / accuracy). Validation values that are NaN
+ * (no validation split) are left out. 0 or -1 with e filled. */
+int plot_curves(const char *path, const History *h, Error *e);
+
+/* The 10x10 confusion matrix as a heatmap (rows: true label, columns:
+ * predicted) with each cell's count written in it and a colour bar; colour
+ * follows log(1 + count), so errors of 1..20 show beside diagonals of ~1000. */
+int plot_confusion(const char *path, const int64_t confusion[MNIST_CLASSES][MNIST_CLASSES],
+                   Error *e);
+
+/* Per-class precision, recall and F1 as grouped bars with a legend. The y
+ * axis runs from a nice number below the lowest score to 1 (from 0 when
+ * scores are low), and the chart says where it starts. */
+int plot_class_scores(const char *path, const Scores *s, Error *e);
+
+/* A grid of n digit images (28x28, 0 = black background drawn as white
+ * paper, 255 = ink) in the order given, each captioned "true T -> pred P" and
+ * "p = 0.98" (prob). n may be 0 (the image then says there were no mistakes);
+ * items may be NULL only when n is 0. */
+int plot_mistakes(const char *path, const Mistake *items, int n, Error *e);
+
+#endif
