@@ -3,12 +3,14 @@
  * datasets. Never decides which rank writes, never prints. */
 #define _GNU_SOURCE
 #include "mnist/ckpt.h"
+#include "mnist/data.h"
 #include "mnist/h5util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,18 +106,25 @@ int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *
     char tmp[4096];
     if (path_tmp_name(tmp, sizeof tmp, path, e))
         return -1;
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = h5_fapl_create(); /* checksummed metadata */
+    hid_t file = fapl < 0 ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
     if (file < 0)
         return err_set(e, "%s: cannot create checkpoint (is the directory writable?)", path);
     int sizes[MLP_MAX_LAYERS + 1];
     for (int l = 0; l <= m->num_layers; l++)
         sizes[l] = m->sizes[l];
     const int64_t version = CKPT_FORMAT_VERSION, epoch = meta->epoch, t = opt->t;
+    const int64_t step = meta->step;
     const uint64_t num_params = m->num_params;
     const double hyper[4] = {opt->lr, opt->beta1, opt->beta2, opt->eps};
     int ok = h5_attr_write_str(file, "format", CKPT_FORMAT) == 0 &&
              h5_attr_write(file, "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &version) == 0 &&
              h5_attr_write(file, "epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &epoch) == 0 &&
+             h5_attr_write(file, "step_in_epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &step) == 0 &&
+             h5_attr_write(file, "partial_epoch", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 4,
+                           meta->partial) == 0 &&
              h5_attr_write(file, "seed", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &meta->seed) == 0 &&
              h5_attr_write(file, "layer_sizes", H5T_STD_I32LE, H5T_NATIVE_INT, m->num_layers + 1,
                         sizes) == 0 &&
@@ -152,9 +161,11 @@ static hid_t open_checked(const char *path, Error *e)
         err_set(e, "%s: cannot open checkpoint: %s", path, strerror(errno));
         return H5I_INVALID_HID;
     }
+    if (h5_check_file(path, e) != 0)
+        return H5I_INVALID_HID;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
-        err_set(e, "%s: not an HDF5 file, or truncated", path);
+        err_set(e, "%s: damaged HDF5 file (HDF5 cannot open it)", path);
         return H5I_INVALID_HID;
     }
     char format[64];
@@ -175,6 +186,38 @@ fail:
     return H5I_INVALID_HID;
 }
 
+/* Checks that dataset name under loc exists with exactly the shape want
+ * (nd = 1 or 2), without reading it. where names its group in messages. */
+static int dset_check_shape(hid_t loc, const char *name, int nd, const hsize_t *want,
+                            const char *path, const char *where, Error *e)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return err_set(e, "%s: missing dataset %s/%s", path, where, name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0)
+        return err_set(e, "%s: cannot open %s/%s (not a dataset?)", path, where, name);
+    hid_t s = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    int got = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    if (got == nd)
+        H5Sget_simple_extent_dims(s, dims, NULL);
+    if (s >= 0)
+        H5Sclose(s);
+    H5Dclose(d);
+    if (got != nd || dims[0] != want[0] || (nd == 2 && dims[1] != want[1]))
+        return err_set(e, "%s: %s/%s has shape [%llu,%llu] but the layer sizes say [%llu,%llu]",
+                       path, where, name, (unsigned long long)dims[0],
+                       (unsigned long long)(nd == 2 ? dims[1] : 0), (unsigned long long)want[0],
+                       (unsigned long long)(nd == 2 ? want[1] : 0));
+    return 0;
+}
+
+/* Reads layer_sizes into sizes and checks, before anyone allocates a model
+ * of that size, that the model is one MNIST data can use (784 inputs, 10
+ * classes), that every /model tensor has the shape the sizes imply, and that
+ * the file is large enough to hold the parameters and both Adam moments
+ * (stored uncompressed), so a damaged or hostile attribute cannot make the
+ * caller allocate gigabytes. Returns the number of dense layers or -1. */
 static int layers_read(hid_t file, const char *path, int *sizes, Error *e)
 {
     size_t n = 0;
@@ -183,7 +226,42 @@ static int layers_read(hid_t file, const char *path, int *sizes, Error *e)
     for (size_t i = 0; i < n; i++)
         if (sizes[i] < 1 || sizes[i] > (1 << 20))
             return err_set(e, "%s: layer width %d is out of range", path, sizes[i]);
-    return (int)n - 1;
+    const int L = (int)n - 1;
+    if (sizes[0] != MNIST_PIXELS || sizes[L] != MNIST_CLASSES)
+        return err_set(e, "%s: layer sizes start at %d and end at %d, but a model for MNIST takes "
+                          "%d inputs and gives %d classes", path, sizes[0], sizes[L],
+                       MNIST_PIXELS, MNIST_CLASSES);
+    if (H5Lexists(file, "model", H5P_DEFAULT) <= 0)
+        return err_set(e, "%s: missing group model", path);
+    hid_t g = H5Gopen2(file, "model", H5P_DEFAULT);
+    if (g < 0)
+        return err_set(e, "%s: cannot open group model", path);
+    int rc = 0;
+    unsigned long long params = 0;
+    for (int l = 0; l < L && rc == 0; l++) {
+        char lname[32], where[64];
+        snprintf(lname, sizeof lname, "dense%d", l);
+        snprintf(where, sizeof where, "model/%s", lname);
+        hsize_t wd[2] = {(hsize_t)sizes[l], (hsize_t)sizes[l + 1]}, bd[1] = {wd[1]};
+        params += (unsigned long long)wd[0] * wd[1] + wd[1];
+        hid_t lg = H5Lexists(g, lname, H5P_DEFAULT) > 0 ? H5Gopen2(g, lname, H5P_DEFAULT)
+                                                        : H5I_INVALID_HID;
+        if (lg < 0)
+            rc = err_set(e, "%s: missing group %s", path, where);
+        else if (dset_check_shape(lg, "W", 2, wd, path, where, e) != 0 ||
+                 dset_check_shape(lg, "b", 1, bd, path, where, e) != 0)
+            rc = -1;
+        if (lg >= 0)
+            H5Gclose(lg);
+    }
+    H5Gclose(g);
+    hsize_t file_bytes = 0;
+    if (rc == 0 && H5Fget_filesize(file, &file_bytes) >= 0 &&
+        3 * sizeof(float) * params > file_bytes)
+        rc = err_set(e, "%s: layer sizes need %llu bytes of tensors but the file has only %llu "
+                        "(truncated?)", path, 3 * (unsigned long long)sizeof(float) * params,
+                     (unsigned long long)file_bytes);
+    return rc ? -1 : L;
 }
 
 int ckpt_read_layers(const char *path, int *sizes, Error *e)
@@ -196,53 +274,63 @@ int ckpt_read_layers(const char *path, int *sizes, Error *e)
     return L;
 }
 
-/* Reads dataset name (under loc) of exactly the given shape into buf. */
+/* Reads dataset name (under loc) of exactly the given shape into buf. The
+ * dataset must carry its Fletcher-32 checksum and have its data stored:
+ * reading an unallocated chunk would silently give fill values. */
 static int dset_read(hid_t loc, const char *name, int nd, const hsize_t *want, hid_t mem_type,
                      void *buf, const char *path, const char *where, Error *e)
 {
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return err_set(e, "%s: missing dataset %s/%s", path, where, name);
+    if (dset_check_shape(loc, name, nd, want, path, where, e) != 0)
+        return -1;
+    if (want[0] == 0)
+        return 0;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0)
         return err_set(e, "%s: cannot open %s/%s", path, where, name);
-    hid_t s = H5Dget_space(d);
-    hsize_t dims[2] = {0, 0};
-    int got = H5Sget_simple_extent_ndims(s);
-    if (got == nd)
-        H5Sget_simple_extent_dims(s, dims, NULL);
-    H5Sclose(s);
+    hid_t dcpl = H5Dget_create_plist(d);
+    unsigned flags = 0;
+    size_t nvals = 0;
+    int checksummed = dcpl >= 0 && H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags,
+                                                         &nvals, NULL, 0, NULL, NULL) >= 0;
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
     int rc = 0;
-    if (got != nd || dims[0] != want[0] || (nd == 2 && dims[1] != want[1])) {
-        rc = err_set(e, "%s: %s/%s has shape [%llu,%llu] but the layer sizes say [%llu,%llu]",
-                     path, where, name, (unsigned long long)dims[0],
-                     (unsigned long long)(nd == 2 ? dims[1] : 0), (unsigned long long)want[0],
-                     (unsigned long long)(nd == 2 ? want[1] : 0));
-    } else if (want[0] > 0 && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+    if (!checksummed)
+        rc = err_set(e, "%s: %s/%s has no Fletcher-32 checksum (not written by mnist-dist)", path,
+                     where, name);
+    else if (H5Dget_storage_size(d) == 0)
+        rc = err_set(e, "%s: %s/%s has no data stored", path, where, name);
+    else if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
         rc = err_set(e, "%s: cannot read %s/%s: checksum mismatch or truncated file", path, where,
                      name);
-    }
     H5Dclose(d);
     return rc;
 }
 
-static int tensors_read(hid_t loc, const char *name, Mlp *m, float *flat, const char *path,
-                        Error *e)
+/* Reads group prefix/name's per-layer W and b into flat (prefix: "" or
+ * "adam/", for messages). */
+static int tensors_read(hid_t loc, const char *prefix, const char *name, Mlp *m, float *flat,
+                        const char *path, Error *e)
 {
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return err_set(e, "%s: missing group %s", path, name);
+        return err_set(e, "%s: missing group %s%s", path, prefix, name);
     hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
     if (g < 0)
-        return err_set(e, "%s: cannot open group %s", path, name);
+        return err_set(e, "%s: cannot open group %s%s", path, prefix, name);
     int rc = 0;
     for (int l = 0; l < m->num_layers && rc == 0; l++) {
         char lname[32], where[96];
         snprintf(lname, sizeof lname, "dense%d", l);
-        snprintf(where, sizeof where, "%s/%s", name, lname);
+        snprintf(where, sizeof where, "%s%s/%s", prefix, name, lname);
         if (H5Lexists(g, lname, H5P_DEFAULT) <= 0) {
             rc = err_set(e, "%s: missing group %s", path, where);
             break;
         }
         hid_t lg = H5Gopen2(g, lname, H5P_DEFAULT);
+        if (lg < 0) {
+            rc = err_set(e, "%s: cannot open group %s", path, where);
+            break;
+        }
         hsize_t wd[2] = {(hsize_t)m->sizes[l], (hsize_t)m->sizes[l + 1]}, bd[1] = {wd[1]};
         rc = dset_read(lg, "W", 2, wd, H5T_NATIVE_FLOAT, flat + mlp_tensor_offset(m, l, 0), path,
                        where, e);
@@ -255,25 +343,41 @@ static int tensors_read(hid_t loc, const char *name, Mlp *m, float *flat, const 
     return rc;
 }
 
-static int history_read(hid_t file, const char *path, History *h, Error *e)
+/* Reads the history, which must hold exactly `epochs` entries: checked
+ * before allocating, so a damaged length cannot ask for gigabytes. */
+static int history_read(hid_t file, const char *path, int64_t epochs, History *h, Error *e)
 {
     history_truncate(h, 0);
     if (H5Lexists(file, "history", H5P_DEFAULT) <= 0)
         return err_set(e, "%s: missing group history", path);
     hid_t g = H5Gopen2(file, "history", H5P_DEFAULT);
-    hid_t d = H5Dopen2(g, "epoch", H5P_DEFAULT);
+    if (g < 0)
+        return err_set(e, "%s: cannot open group history", path);
+    hid_t d = H5Lexists(g, "epoch", H5P_DEFAULT) > 0 ? H5Dopen2(g, "epoch", H5P_DEFAULT)
+                                                      : H5I_INVALID_HID;
     hsize_t n = 0;
+    int nd = -1;
     if (d >= 0) {
         hid_t s = H5Dget_space(d);
-        if (H5Sget_simple_extent_ndims(s) == 1)
+        nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+        if (nd == 1)
             H5Sget_simple_extent_dims(s, &n, NULL);
-        H5Sclose(s);
+        if (s >= 0)
+            H5Sclose(s);
         H5Dclose(d);
     }
+    int rc = 0;
+    if (d < 0 || nd != 1)
+        rc = err_set(e, "%s: missing or malformed dataset history/epoch", path);
+    else if (n != (hsize_t)epochs)
+        rc = err_set(e, "%s: history has %llu epochs but the checkpoint says %lld", path,
+                     (unsigned long long)n, (long long)epochs);
     static const char *names[] = {"epoch", "train_loss", "train_acc", "val_loss",
                                   "val_acc", "seconds", "samples_per_s"};
-    double *cols = malloc(sizeof(double) * 7 * (size_t)(n ? n : 1));
-    int rc = cols ? 0 : err_set(e, "out of memory");
+    double *cols = rc ? NULL : malloc(sizeof(double) * 7 * (size_t)(n ? n : 1));
+    if (rc == 0 && !cols)
+        rc = err_set(e, "%s: out of memory for a history of %llu epochs", path,
+                     (unsigned long long)n);
     for (int k = 0; k < 7 && rc == 0; k++)
         rc = dset_read(g, names[k], 1, &n, H5T_NATIVE_DOUBLE, cols + (size_t)k * n, path,
                        "history", e);
@@ -315,12 +419,16 @@ int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, E
     }
     int64_t epoch = 0, seed = 0, t = 0;
     double hyper[4];
-    if (h5_attr_read(file, "epoch", H5T_NATIVE_INT64, 1, &epoch, NULL) != 0 || epoch < 0 ||
+    if (h5_attr_read(file, "epoch", H5T_NATIVE_INT64, 1, &epoch, NULL) != 0 ||
         h5_attr_read(file, "seed", H5T_NATIVE_INT64, 1, &seed, NULL) != 0) {
         rc = err_set(e, "%s: missing epoch or seed attribute", path);
         goto out;
     }
-    if (tensors_read(file, "model", m, m->params, path, e) != 0) {
+    if (epoch < 0 || epoch > INT32_MAX) {
+        rc = err_set(e, "%s: epoch attribute %lld is out of range", path, (long long)epoch);
+        goto out;
+    }
+    if (tensors_read(file, "", "model", m, m->params, path, e) != 0) {
         rc = -1;
         goto out;
     }
@@ -329,20 +437,29 @@ int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, E
     if (g < 0 || h5_attr_read(g, "step", H5T_NATIVE_INT64, 1, &t, NULL) != 0 || t < 0 ||
         h5_attr_read(g, "lr_beta1_beta2_eps", H5T_NATIVE_DOUBLE, 4, hyper, NULL) != 0) {
         rc = err_set(e, "%s: missing or malformed adam group", path);
-    } else if (tensors_read(g, "m", m, m->adam_m, path, e) != 0 ||
-               tensors_read(g, "v", m, m->adam_v, path, e) != 0) {
+    } else if (tensors_read(g, "adam/", "m", m, m->adam_m, path, e) != 0 ||
+               tensors_read(g, "adam/", "v", m, m->adam_v, path, e) != 0) {
         rc = -1;
     }
     if (g >= 0)
         H5Gclose(g);
     if (rc == 0)
-        rc = history_read(file, path, h, e);
+        rc = history_read(file, path, epoch, h, e);
     if (rc == 0) {
         opt->t = t;
         opt->lr = (float)hyper[0], opt->beta1 = (float)hyper[1];
         opt->beta2 = (float)hyper[2], opt->eps = (float)hyper[3];
         meta->epoch = (int)epoch;
         meta->seed = seed;
+        /* Absent in checkpoints from before mid-epoch stops: a boundary. */
+        int64_t step = 0;
+        memset(meta->partial, 0, sizeof meta->partial);
+        if (H5Aexists(file, "step_in_epoch") > 0 &&
+            (h5_attr_read(file, "step_in_epoch", H5T_NATIVE_INT64, 1, &step, NULL) != 0 ||
+             step < 0 || step > INT32_MAX ||
+             h5_attr_read(file, "partial_epoch", H5T_NATIVE_DOUBLE, 4, meta->partial, NULL) != 0))
+            rc = err_set(e, "%s: malformed step_in_epoch or partial_epoch attribute", path);
+        meta->step = (int)step;
         if (h->count != meta->epoch)
             rc = err_set(e, "%s: history has %d epochs but the checkpoint says %d", path, h->count,
                          meta->epoch);
@@ -352,9 +469,25 @@ out:
     return rc;
 }
 
-int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch)
+int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch, int step)
 {
+    if (step > 0)
+        return str_fmt(buf, size, "%s/checkpoints/epoch-%04d-step-%07d.h5", run_dir, epoch, step);
     return str_fmt(buf, size, "%s/checkpoints/epoch-%04d.h5", run_dir, epoch);
+}
+
+/* Parses "epoch-NNNN.h5" or "epoch-NNNN-step-SSSSSSS.h5"; 0 on a match. */
+static int parse_name(const char *name, int *epoch, int *step)
+{
+    int consumed = 0;
+    *step = 0;
+    if (sscanf(name, "epoch-%d.h5%n", epoch, &consumed) == 1 && name[consumed] == '\0')
+        return 0;
+    consumed = 0;
+    if (sscanf(name, "epoch-%d-step-%d.h5%n", epoch, step, &consumed) == 2 &&
+        name[consumed] == '\0' && *step > 0)
+        return 0;
+    return -1;
 }
 
 int ckpt_find_latest(const char *run_dir, char *path, size_t size)
@@ -365,19 +498,19 @@ int ckpt_find_latest(const char *run_dir, char *path, size_t size)
     DIR *d = opendir(dir);
     if (!d)
         return 0;
-    int best = 0;
+    int best_epoch = -1, best_step = -1;
     struct dirent *ent;
     while ((ent = readdir(d))) {
-        int epoch = 0, consumed = 0;
-        if (sscanf(ent->d_name, "epoch-%d.h5%n", &epoch, &consumed) != 1 ||
-            ent->d_name[consumed] != '\0' || epoch <= best)
+        int epoch, step;
+        if (parse_name(ent->d_name, &epoch, &step) != 0 || epoch < 0 ||
+            epoch < best_epoch || (epoch == best_epoch && step <= best_step))
             continue;
         char candidate[4096];
         int sizes[MLP_MAX_LAYERS + 1];
-        if (ckpt_path(candidate, sizeof candidate, run_dir, epoch) == 0 &&
+        if (ckpt_path(candidate, sizeof candidate, run_dir, epoch, step) == 0 &&
             ckpt_read_layers(candidate, sizes, NULL) > 0 && str_fmt(path, size, "%s", candidate) == 0)
-            best = epoch;
+            best_epoch = epoch, best_step = step;
     }
     closedir(d);
-    return best;
+    return best_epoch >= 0;
 }

@@ -29,7 +29,7 @@ int evaluate_run(const Config *cfg_in, const Comm *comm)
     Config cfg = *cfg_in;
     Error e = {{0}};
     Mlp m = {0};
-    CkptMeta meta = {0, 0};
+    CkptMeta meta = {0, 0, 0, {0, 0, 0, 0}};
     History hist = {0};
     Dataset d = {0};
     Batch buf = {0};
@@ -165,7 +165,7 @@ int predict_run(const Config *cfg_in, const Comm *comm)
     Config cfg = *cfg_in;
     Error e = {{0}};
     Mlp m = {0};
-    CkptMeta meta = {0, 0};
+    CkptMeta meta = {0, 0, 0, {0, 0, 0, 0}};
     History hist = {0};
     Dataset d = {0};
     Batch buf = {0};

@@ -26,17 +26,90 @@ static int is_u8(hid_t dset)
     return ok;
 }
 
-/* Rank and dims of a dataset; -1 on failure. */
+/* Rank and dims of a dataset (dims gets the first two); -1 on failure. */
 static int dims_of(hid_t dset, hsize_t dims[2])
 {
     hid_t s = H5Dget_space(dset);
     if (s < 0)
         return -1;
     int nd = H5Sget_simple_extent_ndims(s);
-    if (nd >= 1 && nd <= 2)
-        H5Sget_simple_extent_dims(s, dims, NULL);
+    hsize_t all[H5S_MAX_RANK];
+    if (nd >= 1 && nd <= H5S_MAX_RANK && H5Sget_simple_extent_dims(s, all, NULL) == nd) {
+        dims[0] = all[0];
+        dims[1] = nd > 1 ? all[1] : 0;
+    }
     H5Sclose(s);
     return nd;
+}
+
+/* "[d0,d1,...]", "a scalar" or "no dataspace" for messages. */
+static void shape_str(hid_t dset, char *buf, size_t size)
+{
+    hid_t s = H5Dget_space(dset);
+    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    hsize_t all[H5S_MAX_RANK];
+    if (nd == 0) {
+        snprintf(buf, size, "a scalar");
+    } else if (nd < 0 || nd > H5S_MAX_RANK || H5Sget_simple_extent_dims(s, all, NULL) != nd) {
+        snprintf(buf, size, "an unreadable shape");
+    } else {
+        size_t o = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < nd && o < size; i++)
+            o += (size_t)snprintf(buf + o, size - o, "%s%llu", i ? "," : "shape [",
+                                  (unsigned long long)all[i]);
+        if (o < size)
+            snprintf(buf + o, size - o, "]");
+    }
+    if (s >= 0)
+        H5Sclose(s);
+}
+
+/* Checks that all of dataset name's rows x cols bytes are stored: every
+ * chunk written (HDF5 would silently return zeros for a missing one), or the
+ * contiguous block complete. Runs before anything is allocated for the rows,
+ * so a damaged or hostile header cannot ask for more memory than the file
+ * backs. */
+static int check_stored(hid_t dset, const char *path, const char *name, hsize_t rows,
+                        hsize_t cols, Error *e)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    if (dcpl < 0)
+        return err_set(e, "%s: cannot read the storage layout of /%s", path, name);
+    const int nd = cols ? 2 : 1;
+    int rc = 0;
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    if (layout == H5D_CHUNKED) {
+        hsize_t chunk[2] = {0, 0}, have = 0;
+        hid_t space = H5Dget_space(dset);
+        herr_t got = space < 0 ? -1 : H5Dget_num_chunks(dset, space, &have);
+        if (space >= 0)
+            H5Sclose(space);
+        if (H5Pget_chunk(dcpl, nd, chunk) != nd || chunk[0] == 0 || (nd == 2 && chunk[1] == 0) ||
+            got < 0) {
+            rc = err_set(e, "%s: cannot read the chunk layout of /%s", path, name);
+        } else {
+            hsize_t want = (rows + chunk[0] - 1) / chunk[0];
+            if (nd == 2)
+                want *= (cols + chunk[1] - 1) / chunk[1];
+            if (have < want)
+                rc = err_set(e, "%s: /%s has %llu rows but only %llu of its %llu chunks are stored "
+                                "(damaged or unfinished file)", path, name,
+                             (unsigned long long)rows, (unsigned long long)have,
+                             (unsigned long long)want);
+        }
+    } else if (layout == H5D_CONTIGUOUS) {
+        hsize_t stored = H5Dget_storage_size(dset);
+        if (stored < rows * (cols ? cols : 1))
+            rc = err_set(e, "%s: /%s has %llu rows but stores only %llu of their %llu bytes "
+                            "(damaged or unfinished file)", path, name, (unsigned long long)rows,
+                         (unsigned long long)stored, (unsigned long long)(rows * (cols ? cols : 1)));
+    } else if (layout != H5D_COMPACT) {
+        rc = err_set(e, "%s: /%s has an unsupported storage layout (virtual or unknown)", path,
+                     name);
+    }
+    H5Pclose(dcpl);
+    return rc;
 }
 
 int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
@@ -49,12 +122,17 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
                 errno == ENOENT ? " (run tools/fetch-mnist, or `mnist-dist convert IN.csv OUT.h5`)" : "");
         return -1;
     }
+    const size_t n = strlen(path);
+    const int csv = n > 4 && strcmp(path + n - 4, ".csv") == 0;
+    if (h5_check_file(path, e) != 0) {
+        if (csv)
+            err_set(e, "%s: not an HDF5 file (convert it first: mnist-dist convert IN.csv OUT.h5)",
+                    path);
+        return -1;
+    }
     h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (h->file < 0) {
-        size_t n = strlen(path);
-        int csv = n > 4 && strcmp(path + n - 4, ".csv") == 0;
-        err_set(e, "%s: not an HDF5 file%s", path,
-                csv ? " (convert it first: mnist-dist convert IN.csv OUT.h5)" : " (or unreadable)");
+        err_set(e, "%s: damaged HDF5 file (HDF5 cannot open it)", path);
         goto fail;
     }
     if (H5Lexists(h->file, "images", H5P_DEFAULT) <= 0) {
@@ -62,14 +140,24 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
         goto fail;
     }
     h->images = H5Dopen2(h->file, "images", H5P_DEFAULT);
+    if (h->images < 0) {
+        err_set(e, "%s: /images is not a dataset (expected uint8 [N,%d])", path, MNIST_PIXELS);
+        goto fail;
+    }
     hsize_t dims[2] = {0, 0};
-    if (h->images < 0 || dims_of(h->images, dims) != 2 || dims[1] != MNIST_PIXELS) {
-        err_set(e, "%s: /images must be a 2-D [N,%d] dataset, found shape [%llu,%llu]", path,
-                MNIST_PIXELS, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+    if (dims_of(h->images, dims) != 2 || dims[1] != MNIST_PIXELS) {
+        char shape[128];
+        shape_str(h->images, shape, sizeof shape);
+        err_set(e, "%s: /images must be a 2-D [N,%d] dataset, found %s", path, MNIST_PIXELS, shape);
         goto fail;
     }
     if (!is_u8(h->images)) {
         err_set(e, "%s: /images must hold unsigned 8-bit integers", path);
+        goto fail;
+    }
+    if (dims[0] > SIZE_MAX / MNIST_PIXELS / 2) {
+        err_set(e, "%s: /images claims %llu rows, more than this machine can address", path,
+                (unsigned long long)dims[0]);
         goto fail;
     }
     h->rows = dims[0];
@@ -77,12 +165,21 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
         err_set(e, "%s: /images has no rows", path);
         goto fail;
     }
+    if (check_stored(h->images, path, "images", h->rows, MNIST_PIXELS, e))
+        goto fail;
     htri_t has = H5Lexists(h->file, "labels", H5P_DEFAULT);
     if (has > 0) {
         h->labels = H5Dopen2(h->file, "labels", H5P_DEFAULT);
         hsize_t ld[2] = {0, 0};
-        if (h->labels < 0 || dims_of(h->labels, ld) != 1 || !is_u8(h->labels)) {
-            err_set(e, "%s: /labels must be a 1-D uint8 dataset", path);
+        if (h->labels < 0) {
+            err_set(e, "%s: /labels is not a dataset (expected uint8 [N])", path);
+            goto fail;
+        }
+        if (dims_of(h->labels, ld) != 1 || !is_u8(h->labels)) {
+            char shape[128];
+            shape_str(h->labels, shape, sizeof shape);
+            err_set(e, "%s: /labels must be a 1-D uint8 dataset, found %s%s", path, shape,
+                    is_u8(h->labels) ? "" : " of another type");
             goto fail;
         }
         if (ld[0] != h->rows) {
@@ -90,6 +187,8 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
                     (unsigned long long)ld[0], h->rows);
             goto fail;
         }
+        if (check_stored(h->labels, path, "labels", h->rows, 0, e))
+            goto fail;
         h->has_labels = 1;
     }
     return 0;
@@ -195,7 +294,10 @@ int h5data_write(const char *path, const Dataset *d, const char *source, Error *
     char tmp[4096];
     if (path_tmp_name(tmp, sizeof tmp, path, e))
         return -1;
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = h5_fapl_create(); /* checksummed metadata */
+    hid_t file = fapl < 0 ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
     if (file < 0)
         return err_set(e, "%s: cannot create HDF5 file (is the directory writable?)", path);
     hsize_t idims[2] = {d->rows, MNIST_PIXELS}, ldims[1] = {d->rows};

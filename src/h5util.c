@@ -1,11 +1,86 @@
 /* h5util: small HDF5 helpers shared by the image-set and checkpoint files:
- * typed attributes (write and bounded read) and silencing HDF5's own error
- * printing. Every function returns 0 or -1; none prints. */
+ * typed attributes (write and bounded read), silencing HDF5's own error
+ * printing, a plain-read check of the superblock before HDF5 opens a file,
+ * and the checksummed format we write. None prints. */
+#define _POSIX_C_SOURCE 200809L
 #include "mnist/h5util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+hid_t h5_fapl_create(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0) {
+        H5Pclose(fapl);
+        return H5I_INVALID_HID;
+    }
+    return fapl;
+}
+
+static uint64_t le64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+int h5_check_file(const char *path, Error *e)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return 0; /* not a regular file: leave it to HDF5 */
+    }
+    const uint64_t size = (uint64_t)st.st_size;
+    if (size == 0) {
+        close(fd);
+        return err_set(e, "%s: file is empty", path);
+    }
+    /* HDF5 looks for its signature at 0, 512, 1024, 2048, ... (after a user block). */
+    unsigned char sb[64];
+    ssize_t got = 0;
+    int found = 0;
+    for (uint64_t off = 0; off + sizeof sig <= size; off = off ? off * 2 : 512) {
+        got = pread(fd, sb, sizeof sb, (off_t)off);
+        if (got >= (ssize_t)sizeof sig && memcmp(sb, sig, sizeof sig) == 0) {
+            found = 1;
+            break;
+        }
+    }
+    close(fd);
+    if (!found)
+        return err_set(e, "%s: not an HDF5 file (no HDF5 signature)", path);
+    memset(sb + got, 0, sizeof sb - (size_t)got); /* past the end of the file */
+    /* Where the superblock keeps the base and end-of-file addresses (8-byte
+     * offsets only; other sizes are left to HDF5). */
+    const int version = sb[8];
+    const int offsets = got > 13 ? (version <= 1 ? sb[13] : sb[9]) : 0;
+    const int base_at = version == 0 ? 24 : version == 1 ? 28 : 12;
+    if (version <= 3 && (offsets == 8 || got < 14)) {
+        if (got < base_at + 24)
+            return err_set(e, "%s: truncated: the file ends inside its HDF5 superblock (%llu bytes)",
+                           path, (unsigned long long)size);
+        const uint64_t base = le64(sb + base_at), eof = le64(sb + base_at + 16);
+        if (base != UINT64_MAX && eof != UINT64_MAX && (base > size || eof > size - base))
+            rc = err_set(e, "%s: truncated: the file has %llu bytes but its HDF5 superblock says "
+                            "%llu (an interrupted copy or download?)", path,
+                         (unsigned long long)size, (unsigned long long)(base + eof));
+    }
+    return rc;
+}
 
 int h5_attr_write(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, int n,
                       const void *value)

@@ -52,7 +52,7 @@ int mlp_create(Mlp *m, const int *sizes, int num_layers, float dropout, int max_
     }
     m->param_floats = mlp_tensor_offset(m, num_layers, 0);
     const size_t delta_floats = pad((size_t)max_batch * widest);
-    const size_t total = 4 * m->param_floats + act_floats + 2 * delta_floats;
+    const size_t total = 4 * m->param_floats + MLP_CTRL_FLOATS + act_floats + 2 * delta_floats;
     if (total > SIZE_MAX / sizeof(float))
         return err_set(e, "model too large");
     m->arena = alloc_aligned(total * sizeof(float));
@@ -62,6 +62,7 @@ int mlp_create(Mlp *m, const int *sizes, int num_layers, float dropout, int max_
     float *p = m->arena;
     m->params = p, p += m->param_floats;
     m->grads = p, p += m->param_floats;
+    m->ctrl = p, p += MLP_CTRL_FLOATS;
     m->adam_m = p, p += m->param_floats;
     m->adam_v = p, p += m->param_floats;
     for (int l = 0; l < num_layers; l++) {

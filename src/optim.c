@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-void adam_step(Adam *opt, float *restrict w, float *restrict m, float *restrict v,
+size_t adam_step(Adam *opt, float *restrict w, float *restrict m, float *restrict v,
                const float *restrict g, size_t n)
 {
     opt->t += 1;
@@ -16,13 +16,17 @@ void adam_step(Adam *opt, float *restrict w, float *restrict m, float *restrict 
     const float a1 = 1.0f - b1, a2 = 1.0f - b2;
     const float inv_c1 = (float)(1.0 / c1), inv_c2 = (float)(1.0 / c2);
     const float lr = opt->lr, eps = opt->eps;
-#pragma omp parallel for simd schedule(static)
+    size_t bad = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : bad)
     for (size_t i = 0; i < n; i++) {
         const float gi = g[i];
+        /* g - g is 0 for finite g and NaN otherwise: a branch-free check */
+        bad += (gi - gi) != 0.0f;
         const float mi = b1 * m[i] + a1 * gi;
         const float vi = b2 * v[i] + a2 * gi * gi;
         m[i] = mi;
         v[i] = vi;
         w[i] -= lr * (mi * inv_c1) / (sqrtf(vi * inv_c2) + eps);
     }
+    return bad;
 }

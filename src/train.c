@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +23,67 @@
 #include "mnist/rng.h"
 #include "mnist/runtime.h"
 
-void train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
-                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
-                int *pred, double *loss_sum, int64_t *correct)
+int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
+               const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
+               int stop_local, int *pred, double *loss_sum, int64_t *correct)
 {
     mlp_zero_grads(m);
     mlp_forward(m, x, b_local, 1, dropout_key, sample_ids);
-    *loss_sum += mlp_backward(m, x, y, b_local, 1.0f / (float)global_batch, pred);
+    const double loss = mlp_backward(m, x, y, b_local, 1.0f / (float)global_batch, pred);
+    *loss_sum += loss;
     for (int i = 0; i < b_local; i++)
         *correct += pred[i] == y[i];
+    /* The flags ride in the control slots behind the gradients: one message. */
+    memset(m->ctrl, 0, sizeof(float) * MLP_CTRL_FLOATS);
+    m->ctrl[0] = stop_local ? 1.0f : 0.0f;
+    m->ctrl[1] = isfinite(loss) ? 0.0f : 1.0f;
     /* Scaled by the global batch, so the sum over ranks is the true mean. */
-    comm_allreduce_sum_f32(comm, m->grads, m->param_floats);
-    adam_step(opt, m->params, m->adam_m, m->adam_v, m->grads, m->param_floats);
+    comm_allreduce_sum_f32(comm, m->grads, m->param_floats + MLP_CTRL_FLOATS);
+    const size_t bad = adam_step(opt, m->params, m->adam_m, m->adam_v, m->grads, m->param_floats);
+    return (m->ctrl[0] > 0.0f ? STEP_STOP : 0) | (m->ctrl[1] > 0.0f ? STEP_BAD_LOSS : 0) |
+           (bad ? STEP_BAD_GRAD : 0);
+}
+
+/* Set by SIGUSR1/SIGTERM (what SLURM sends before a time limit or on
+ * preemption): finish the step, checkpoint, exit EXIT_STOPPED. A second
+ * signal terminates at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Names the first tensor holding a non-finite gradient, for the message. */
+static void find_bad_gradient(const Mlp *m, char *buf, size_t size)
+{
+    for (int l = 0; l < m->num_layers; l++)
+        for (int which = 0; which < 2; which++) {
+            const float *g = which ? m->db[l] : m->dW[l];
+            size_t n = which ? (size_t)m->sizes[l + 1] : (size_t)m->sizes[l] * m->sizes[l + 1];
+            for (size_t k = 0; k < n; k++)
+                if (!isfinite(g[k])) {
+                    snprintf(buf, size, "the gradient of dense%d/%s", l, which ? "b" : "W");
+                    return;
+                }
+        }
+    snprintf(buf, size, "the gradient");
 }
 
 /* Fisher-Yates over idx[0..n) from a counter-based stream. */
@@ -133,41 +183,43 @@ static char *config_json(const Config *cfg, const Comm *comm, int threads)
 }
 
 /* Rank 0 resolves and reads the checkpoint to resume from, then every rank
- * receives its contents. Returns the completed epoch count (0 = fresh). */
+ * receives its contents; meta says where training stopped (epoch 0, step 0:
+ * start fresh). Returns the agreed status. */
 static int resume(const Config *cfg, const Comm *comm, Mlp *m, Adam *opt, History *hist,
-                  char *from, size_t from_size, int *status, Error *e)
+                  char *from, size_t from_size, CkptMeta *meta, Error *e)
 {
-    int epoch = 0, rc = 0;
+    int rc = 0;
     from[0] = '\0';
+    memset(meta, 0, sizeof *meta);
     if (comm->rank == 0) {
         if (strcmp(cfg->resume, "auto") == 0) {
-            if (ckpt_find_latest(cfg->out_dir, from, from_size) == 0 && !cfg->quiet)
+            if (!ckpt_find_latest(cfg->out_dir, from, from_size) && !cfg->quiet)
                 printf("resume auto: no checkpoint in %s/checkpoints, starting fresh\n",
                        cfg->out_dir);
         } else {
             snprintf(from, from_size, "%s", cfg->resume);
         }
         if (from[0]) {
-            CkptMeta meta;
-            rc = ckpt_read(from, m, opt, &meta, hist, e);
-            if (rc == 0 && meta.seed != cfg->seed)
+            rc = ckpt_read(from, m, opt, meta, hist, e);
+            if (rc == 0 && meta->seed != cfg->seed)
                 rc = err_set(e, "%s: was trained with --seed %lld; pass the same seed to resume",
-                             from, (long long)meta.seed);
-            if (rc == 0 && meta.epoch >= cfg->epochs)
+                             from, (long long)meta->seed);
+            if (rc == 0 && meta->epoch >= cfg->epochs)
                 rc = err_set(e, "%s: already has %d epochs; ask for more with --epochs", from,
-                             meta.epoch);
-            epoch = meta.epoch;
+                             meta->epoch);
         }
     }
-    if ((*status = rt_agree(comm, rc, e)))
-        return 0;
+    int status = rt_agree(comm, rc, e);
+    if (status)
+        return status;
     comm_bcast(comm, from, from_size, 0);
-    comm_bcast(comm, &epoch, sizeof epoch, 0);
-    if (epoch == 0)
+    comm_bcast(comm, meta, sizeof *meta, 0);
+    if (!from[0])
         return 0;
-    /* params | grads | adam_m | adam_v are consecutive in the arena. */
+    /* params | grads | ctrl | adam_m | adam_v: the moments are consecutive. */
     comm_bcast(comm, m->params, sizeof(float) * m->param_floats, 0);
-    comm_bcast(comm, m->adam_m, 2 * sizeof(float) * m->param_floats, 0);
+    comm_bcast(comm, m->adam_m, sizeof(float) * m->param_floats, 0);
+    comm_bcast(comm, m->adam_v, sizeof(float) * m->param_floats, 0);
     comm_bcast(comm, &opt->t, sizeof opt->t, 0);
     int count = hist->count;
     comm_bcast(comm, &count, sizeof count, 0);
@@ -179,7 +231,7 @@ static int resume(const Config *cfg, const Comm *comm, Mlp *m, Adam *opt, Histor
                 comm_abort(comm, EXIT_FAIL);
     }
     comm_bcast(comm, hist->items, sizeof(EpochStats) * (size_t)count, 0);
-    return epoch;
+    return 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -221,6 +273,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
     Mistake mistakes[REPORT_MISTAKES];
     int n_mistakes = 0;
 
+    install_stop_handlers(); /* before loading: a signal must never kill us silently */
     const int threads = rt_threads(&cfg, comm);
     int sizes[MLP_MAX_LAYERS + 1];
     int L = mlp_parse_layers(cfg.layers, MNIST_PIXELS, MNIST_CLASSES, sizes, &e);
@@ -299,11 +352,10 @@ int train_run(const Config *cfg_in, const Comm *comm)
     if (rank == 0)
         mlp_init_params(&model, (uint64_t)cfg.seed);
     comm_bcast(comm, model.params, sizeof(float) * model.param_floats, 0);
-    int start_epoch = 0;
+    CkptMeta from = {0, cfg.seed, 0, {0, 0, 0, 0}};
     if (cfg.resume[0]) {
-        start_epoch = resume(&cfg, comm, &model, &opt, &hist, resumed_from, sizeof resumed_from,
-                             &status, &e);
-        if (status)
+        if ((status = resume(&cfg, comm, &model, &opt, &hist, resumed_from, sizeof resumed_from,
+                             &from, &e)))
             goto done;
         /* Hyper-parameters come from this command line; state from the file. */
         opt.lr = cfg.lr, opt.beta1 = cfg.beta1, opt.beta2 = cfg.beta2, opt.eps = cfg.eps;
@@ -321,8 +373,11 @@ int train_run(const Config *cfg_in, const Comm *comm)
                n_train, n_val, cfg.test_path, test_rows);
         printf("batch %d global (%d on rank 0), %zu steps/epoch, Adam lr %g, dropout %g\n",
                cfg.batch_size, b_local, steps, (double)cfg.lr, (double)cfg.dropout);
-        if (resumed_from[0])
-            printf("resumed from %s after epoch %d\n", resumed_from, start_epoch);
+        if (resumed_from[0] && from.step > 0)
+            printf("resumed from %s after epoch %d and %d steps of epoch %d\n", resumed_from,
+                   from.epoch, from.step, from.epoch + 1);
+        else if (resumed_from[0])
+            printf("resumed from %s after epoch %d\n", resumed_from, from.epoch);
         fflush(stdout);
     }
 
@@ -331,7 +386,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
     double train_s = 0;
     for (int i = 0; i < hist.count; i++)
         train_s += hist.items[i].seconds;
-    for (int epoch = start_epoch + 1; epoch <= cfg.epochs; epoch++) {
+    for (int epoch = from.epoch + 1; epoch <= cfg.epochs; epoch++) {
         /* Streams keyed by (seed, epoch, global row): a row's shuffle position
          * within its shard and its dropout masks do not depend on the rank. */
         shuffle(order, shard_rows, rng_key((uint64_t)cfg.seed, RNG_SHUFFLE, (uint64_t)epoch,
@@ -339,23 +394,82 @@ int train_run(const Config *cfg_in, const Comm *comm)
         const uint64_t dkey = rng_key((uint64_t)cfg.seed, RNG_DROPOUT, (uint64_t)epoch, 0);
         double sums[3] = {0, 0, 0}; /* loss, correct, samples */
         int64_t correct = 0;
+        double seconds_before = 0;
+        size_t first_step = 0;
+        if (epoch == from.epoch + 1 && from.step > 0) {
+            /* Resuming mid-epoch: the same shuffle, skip the steps already
+             * taken; rank 0 carries the global sums of the partial epoch. */
+            first_step = (size_t)from.step;
+            if (rank == 0) {
+                sums[0] = from.partial[0], correct = (int64_t)from.partial[1];
+                sums[2] = from.partial[2];
+            }
+            seconds_before = from.partial[3];
+        }
         const double t0 = time_now_s();
         prog.epoch = epoch, prog.t0 = t0, prog.loss = prog.count = 0, prog.last_draw = 0;
-        for (size_t s = 0; s < steps; s++) {
+        size_t stopped_after = 0;
+        for (size_t s = first_step; s < steps; s++) {
             const size_t *rows = order + s * (size_t)b_local;
             data_gather_batch(buf.x, buf.y, &train, rows, b_local);
             for (int i = 0; i < b_local; i++)
                 buf.ids[i] = shard_first + rows[i];
             const double before = sums[0];
-            train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local, cfg.batch_size, dkey,
-                       buf.pred, &sums[0], &correct);
+            const int flags = train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local,
+                                         cfg.batch_size, dkey, stop_signal != 0, buf.pred,
+                                         &sums[0], &correct);
+            sums[2] += b_local;
+            if (flags & (STEP_BAD_LOSS | STEP_BAD_GRAD)) {
+                /* The flags are summed over ranks: all stop here together. */
+                progress_end(&prog);
+                char what[64];
+                if (flags & STEP_BAD_LOSS)
+                    snprintf(what, sizeof what, "the training loss");
+                else
+                    find_bad_gradient(&model, what, sizeof what);
+                if (rank == 0)
+                    fprintf(stderr,
+                            "mnist-dist: error: %s became NaN or infinite at epoch %d, step %zu; "
+                            "lower --lr (the last checkpoint is intact)\n",
+                            what, epoch, s + 1);
+                status = EXIT_FAIL;
+                goto done;
+            }
             progress_step(&prog, s + 1, sums[0] - before, b_local);
+            if (flags & STEP_STOP) {
+                stopped_after = s + 1;
+                break;
+            }
         }
-        const double seconds = time_now_s() - t0;
+        /* A stop on an epoch's last step: finish the epoch, checkpoint, stop. */
+        const int stop_at_boundary = stopped_after == steps && epoch < cfg.epochs;
+        if (stopped_after && stopped_after < steps) {
+            /* Asked to stop mid-epoch: save exactly where we are, so a
+             * resumed run continues as if never interrupted. */
+            progress_end(&prog);
+            sums[1] = (double)correct;
+            comm_allreduce_sum_f64(comm, sums, 3);
+            if (rank == 0) {
+                CkptMeta meta = {epoch - 1, cfg.seed, (int)stopped_after,
+                                 {sums[0], sums[1], sums[2], seconds_before + time_now_s() - t0}};
+                status = ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, epoch - 1,
+                                   (int)stopped_after)
+                             ? err_set(&e, "%s: path too long", cfg.out_dir)
+                             : ckpt_write(last_ckpt, &model, &opt, &meta, &hist, cfg_json, &e);
+            }
+            if ((status = rt_agree(comm, status, &e)))
+                goto done;
+            if (rank == 0)
+                printf("stopped by signal %d at epoch %d, step %zu of %zu; checkpoint %s; "
+                       "continue with --resume auto --out %s\n",
+                       (int)stop_signal, epoch, stopped_after, steps, last_ckpt, cfg.out_dir);
+            status = EXIT_STOPPED;
+            goto done;
+        }
+        const double seconds = seconds_before + time_now_s() - t0;
         progress_end(&prog);
         train_s += seconds;
         sums[1] = (double)correct;
-        sums[2] = (double)(steps * (size_t)b_local);
         comm_allreduce_sum_f64(comm, sums, 3);
         Metrics vm = {{{0}}, 0};
         rt_evaluate(&model, &val, val_first, &buf, &vm, NULL, NULL);
@@ -369,16 +483,6 @@ int train_run(const Config *cfg_in, const Comm *comm)
                          n_val ? vs.accuracy : NAN,
                          seconds,
                          sums[2] / seconds};
-        if (!isfinite(st.train_loss)) {
-            /* Reduced values: every rank takes this branch together. */
-            if (rank == 0)
-                fprintf(stderr,
-                        "mnist-dist: error: training loss became %g in epoch %d; lower --lr "
-                        "(the last checkpoint is intact)\n",
-                        st.train_loss, epoch);
-            status = EXIT_FAIL;
-            goto done;
-        }
         status = history_push(&hist, &st, &e);
         if ((status = rt_agree(comm, status, &e)))
             goto done;
@@ -391,15 +495,23 @@ int train_run(const Config *cfg_in, const Comm *comm)
             fflush(stdout);
         }
         if ((cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) ||
-            epoch == cfg.epochs) {
+            epoch == cfg.epochs || stop_at_boundary) {
             if (rank == 0) {
-                CkptMeta meta = {epoch, cfg.seed};
-                status = ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, epoch)
+                CkptMeta meta = {epoch, cfg.seed, 0, {0, 0, 0, 0}};
+                status = ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, epoch, 0)
                              ? err_set(&e, "%s: path too long", cfg.out_dir)
                              : ckpt_write(last_ckpt, &model, &opt, &meta, &hist, cfg_json, &e);
             }
             if ((status = rt_agree(comm, status, &e)))
                 goto done;
+        }
+        if (stop_at_boundary) {
+            if (rank == 0)
+                printf("stopped by signal %d after epoch %d; checkpoint %s; continue with "
+                       "--resume auto --out %s\n",
+                       (int)stop_signal, epoch, last_ckpt, cfg.out_dir);
+            status = EXIT_STOPPED;
+            goto done;
         }
     }
 
@@ -416,7 +528,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
                  cfg.batch_size, (double)cfg.dropout, (long long)cfg.seed);
         rt_versions(versions, sizeof versions);
         if (!last_ckpt[0])
-            ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, cfg.epochs);
+            ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, cfg.epochs, 0);
         RunInfo run = {"train", cfg.train_path, cfg.test_path, last_ckpt, layers, optimizer,
                        versions, P, threads, hist.count, (int64_t)n_train, (int64_t)n_val,
                        (int64_t)test_rows, (int64_t)model.num_params, time_now_s() - t_start,

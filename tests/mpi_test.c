@@ -70,12 +70,15 @@ static void test_split_batch_gradient(const Comm *world, const Dataset *d)
     Adam oref = {1e-3f, 0.9f, 0.999f, 1e-8f, 0}, odist = oref;
     double loss_ref = 0, loss_dist = 0;
     int64_t c_ref = 0, c_dist = 0;
-    train_step(&ref, &oref, &self, x, y, ids, B, B, 77, pred, &loss_ref, &c_ref);
+    train_step(&ref, &oref, &self, x, y, ids, B, B, 77, 0, pred, &loss_ref, &c_ref);
 
     size_t first, count;
     data_shard_range(B, world->size, world->rank, &first, &count);
-    train_step(&dist, &odist, world, x + first * MNIST_PIXELS, y + first, ids + first, (int)count,
-               B, 77, pred, &loss_dist, &c_dist);
+    int flags = train_step(&dist, &odist, world, x + first * MNIST_PIXELS, y + first, ids + first,
+                           (int)count, B, 77, world->rank == world->size - 1, pred, &loss_dist,
+                           &c_dist);
+    /* One rank's stop request reaches every rank through the same allreduce. */
+    CHECK(flags == STEP_STOP, "rank %d: step flags %d, expected STEP_STOP", world->rank, flags);
     double sums[2] = {loss_dist, (double)c_dist};
     comm_allreduce_sum_f64(world, sums, 2);
 
@@ -115,24 +118,25 @@ static void test_replicas_stay_identical(const Comm *world, const Dataset *d)
             idx[i] = first + ((size_t)s * B + (size_t)i) % count, ids[i] = idx[i];
         data_gather_batch(x, y, d, idx, B);
         loss = 0;
-        train_step(&m, &opt, world, x, y, ids, B, B * world->size, 5 + (uint64_t)s, pred, &loss,
-                   &correct);
+        int flags = train_step(&m, &opt, world, x, y, ids, B, B * world->size, 5 + (uint64_t)s, 0,
+                               pred, &loss, &correct);
+        CHECK(flags == 0, "step %d: flags %d", s, flags);
         comm_allreduce_sum_f64(world, &loss, 1);
         if (s == 0)
             first_loss = loss;
     }
     CHECK(loss < 0.5 * first_loss, "training did not reduce the loss: %g -> %g", first_loss, loss);
     /* Rank 0's state, broadcast, must equal every rank's bit for bit. */
-    const size_t n = 3 * m.param_floats; /* params, (grads), moments compared below */
-    float *mine = malloc(sizeof(float) * 4 * m.param_floats);
-    memcpy(mine, m.params, sizeof(float) * 4 * m.param_floats);
-    comm_bcast(world, mine, sizeof(float) * 4 * m.param_floats, 0);
-    CHECK(memcmp(mine, m.params, sizeof(float) * m.param_floats) == 0,
-          "rank %d: parameters differ from rank 0's after %d steps", world->rank, STEPS);
-    CHECK(memcmp(mine + 2 * m.param_floats, m.adam_m, sizeof(float) * 2 * m.param_floats) == 0,
-          "rank %d: Adam moments differ from rank 0's", world->rank);
-    (void)n;
-    free(mine);
+    const float *mine[3] = {m.params, m.adam_m, m.adam_v};
+    const char *names[3] = {"parameters", "Adam first moments", "Adam second moments"};
+    float *theirs = malloc(sizeof(float) * m.param_floats);
+    for (int k = 0; k < 3; k++) {
+        memcpy(theirs, mine[k], sizeof(float) * m.param_floats);
+        comm_bcast(world, theirs, sizeof(float) * m.param_floats, 0);
+        CHECK(memcmp(theirs, mine[k], sizeof(float) * m.param_floats) == 0,
+              "rank %d: %s differ from rank 0's after %d steps", world->rank, names[k], STEPS);
+    }
+    free(theirs);
     free(x);
     mlp_free(&m);
 }

@@ -51,14 +51,16 @@ static void test_roundtrip_bit_exact(void)
 {
     char dir[256], path[512];
     tu_tmpdir(dir, sizeof dir);
-    CU_ASSERT(ckpt_path(path, sizeof path, dir, 3) == 0);
+    CU_ASSERT(ckpt_path(path, sizeof path, dir, 3, 0) == 0);
     CU_ASSERT(strstr(path, "/checkpoints/epoch-0003.h5") != NULL);
+    CU_ASSERT(ckpt_path(path, sizeof path, dir, 3, 42) == 0);
+    CU_ASSERT(strstr(path, "/checkpoints/epoch-0003-step-0000042.h5") != NULL);
     snprintf(path, sizeof path, "%s/c.h5", dir);
     Mlp m, r;
     Adam opt, ropt = {0};
     History h, rh = {0};
     make_state(&m, &opt, &h);
-    CkptMeta meta = {3, 1234567}, rmeta = {0, 0};
+    CkptMeta meta = {3, 1234567, 17, {1.5, 100, 128, 2.25}}, rmeta = {0, 0, 0, {0, 0, 0, 0}};
     Error e;
     CU_ASSERT_FATAL(ckpt_write(path, &m, &opt, &meta, &h, "{\"a\":1}", &e) == 0);
     CU_ASSERT_EQUAL(tu_count_entries(dir), 1);
@@ -75,6 +77,9 @@ static void test_roundtrip_bit_exact(void)
     CU_ASSERT_EQUAL(ropt.beta2, opt.beta2);
     CU_ASSERT_EQUAL(rmeta.epoch, 3);
     CU_ASSERT_EQUAL(rmeta.seed, 1234567);
+    CU_ASSERT_EQUAL(rmeta.step, 17);
+    CU_ASSERT_EQUAL(rmeta.partial[0], 1.5);
+    CU_ASSERT_EQUAL(rmeta.partial[3], 2.25);
     CU_ASSERT_EQUAL_FATAL(rh.count, 3);
     CU_ASSERT_EQUAL(rh.items[2].epoch, 3);
     CU_ASSERT_EQUAL(rh.items[2].train_loss, 1.0 / 3);
@@ -112,7 +117,7 @@ static void test_bad_checkpoints(void)
     Adam opt;
     History h;
     make_state(&m, &opt, &h);
-    CkptMeta meta = {3, 1};
+    CkptMeta meta = {3, 1, 0, {0, 0, 0, 0}};
     Error e;
     CU_ASSERT_FATAL(ckpt_write(path, &m, &opt, &meta, &h, "{}", &e) == 0);
 
@@ -196,15 +201,19 @@ static void test_find_latest(void)
     History h;
     make_state(&m, &opt, &h);
     for (int epoch = 2; epoch <= 10; epoch += 4) {
-        CkptMeta meta = {epoch, 1};
-        ckpt_path(path, sizeof path, dir, epoch);
+        CkptMeta meta = {epoch, 1, 0, {0, 0, 0, 0}};
+        ckpt_path(path, sizeof path, dir, epoch, 0);
         CU_ASSERT(ckpt_write(path, &m, &opt, &meta, &h, "{}", &e) == 0);
     }
+    /* a stop in mid-epoch 11 is later than the end of epoch 10 */
+    CkptMeta mid = {10, 1, 5, {0, 0, 0, 0}};
+    ckpt_path(path, sizeof path, dir, 10, 5);
+    CU_ASSERT(ckpt_write(path, &m, &opt, &mid, &h, "{}", &e) == 0);
     /* a newer but broken file is skipped, as is a stray temp file */
     tu_write(path, sizeof path, sub, "epoch-0012.h5", "garbage", 7);
     tu_write(path, sizeof path, sub, "epoch-0013.h5.tmp.123", "garbage", 7);
-    CU_ASSERT_EQUAL(ckpt_find_latest(dir, path, sizeof path), 10);
-    CU_ASSERT(strstr(path, "epoch-0010.h5") != NULL);
+    CU_ASSERT_EQUAL(ckpt_find_latest(dir, path, sizeof path), 1);
+    CU_ASSERT(strstr(path, "epoch-0010-step-0000005.h5") != NULL);
     mlp_free(&m);
     history_free(&h);
     tu_rmrf(dir);

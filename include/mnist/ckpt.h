@@ -21,6 +21,9 @@
 typedef struct CkptMeta {
     int epoch;    /* completed epochs */
     int64_t seed; /* the run's seed (random streams are keyed by seed and epoch) */
+    int step;     /* steps already taken in epoch + 1 (0: an epoch boundary) */
+    double partial[4]; /* that partial epoch's summed loss, correct, samples, seconds
+                          over all ranks (zeros at a boundary) */
 } CkptMeta;
 
 /* Writes m's parameters, opt and m's Adam moments, meta, the history and
@@ -39,12 +42,14 @@ int ckpt_read_layers(const char *path, int *sizes, Error *e);
  * dataset's shape is checked against the widths, and checksums are verified. */
 int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, Error *e);
 
-/* Path of checkpoint for epoch in run dir: DIR/checkpoints/epoch-NNNN.h5. */
-int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch);
+/* Path of the checkpoint after `epoch` completed epochs and `step` more steps
+ * in run dir: DIR/checkpoints/epoch-NNNN.h5, or epoch-NNNN-step-SSSSSSS.h5
+ * when step > 0 (a stop in mid-epoch). 0 or -1 if too long. */
+int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch, int step);
 
-/* Finds the checkpoint with the highest epoch in run_dir/checkpoints that
- * passes ckpt_read_layers. Returns its epoch and fills path, 0 if there is
- * none. */
+/* Finds the latest checkpoint (highest epoch, then step) in
+ * run_dir/checkpoints that passes ckpt_read_layers and fills path. Returns 1
+ * if one was found, 0 if there is none. */
 int ckpt_find_latest(const char *run_dir, char *path, size_t size);
 
 #endif

@@ -1,13 +1,28 @@
-/* h5util: HDF5 helpers shared by h5data and ckpt: typed attributes and
- * error-stack silencing. Must not know about models or image sets. */
+/* h5util: HDF5 helpers shared by h5data and ckpt: typed attributes,
+ * error-stack silencing, a sanity check of a file before HDF5 parses it, and
+ * the format files are written in. Must not know about models or image sets. */
 #ifndef MNIST_H5UTIL_H
 #define MNIST_H5UTIL_H
 
 #include <hdf5.h>
 #include <stddef.h>
 
+#include "mnist/util.h"
+
 /* Silences HDF5's own error printing: we print our own messages. */
 void h5_quiet(void);
+
+/* Checks, with plain reads and before HDF5 parses anything, that path is a
+ * non-empty file with an HDF5 signature whose superblock's end-of-file
+ * address lies within the file. -1 with e = "PATH: what is wrong" (empty,
+ * not HDF5, truncated to N of M bytes). */
+int h5_check_file(const char *path, Error *e);
+
+/* The file-access property list to create this project's files with: the
+ * HDF5 1.10 format, whose metadata (superblock, object headers, chunk
+ * indexes) all carry checksums, so damaged metadata is refused by HDF5 rather
+ * than parsed. H5I_INVALID_HID on failure; close with H5Pclose. */
+hid_t h5_fapl_create(void);
 
 /* Writes attribute name on obj: n values (n = 0: one scalar) stored as
  * file_type, read from value as mem_type. 0 or -1. */

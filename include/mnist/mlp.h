@@ -11,6 +11,7 @@
 #include "mnist/util.h"
 
 #define MLP_MAX_LAYERS 16 /* dense layers, hidden + output */
+#define MLP_CTRL_FLOATS 16 /* control slots summed with the gradients (see ctrl) */
 
 typedef struct Mlp {
     int num_layers;                /* L dense layers */
@@ -26,6 +27,8 @@ typedef struct Mlp {
     float *dW[MLP_MAX_LAYERS], *db[MLP_MAX_LAYERS]; /* same shapes, in grads */
     float *act[MLP_MAX_LAYERS]; /* act[l]: layer l's output [max_batch, sizes[l+1]] */
     float *delta[2];            /* ping-pong gradient buffers [max_batch, widest] */
+    float *ctrl; /* MLP_CTRL_FLOATS floats right after grads: flags that ride along
+                    with the gradient allreduce, so they cost no extra message */
 } Mlp;
 
 /* Builds the layout for layer widths sizes[0..num_layers] and allocates the

@@ -15,7 +15,8 @@ typedef struct Adam {
  *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
  *   w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
  * Updates w, m, v in place; g is read only. Element-wise, so the result does
- * not depend on the thread count. */
-void adam_step(Adam *opt, float *w, float *m, float *v, const float *g, size_t n);
+ * not depend on the thread count. Returns how many g were NaN or infinite
+ * (counted in the same sweep; the update is applied regardless). */
+size_t adam_step(Adam *opt, float *w, float *m, float *v, const float *g, size_t n);
 
 #endif

@@ -27,12 +27,21 @@ int predict_run(const Config *cfg, const Comm *comm);
 /* Runs `mnist-dist convert` (rank 0 works, the others wait for its status). */
 int convert_run(const Config *cfg, const Comm *comm);
 
+/* What a step's allreduce told every rank (the same bits on all ranks). */
+enum {
+    STEP_STOP = 1,      /* some rank was asked to stop (SIGUSR1/SIGTERM) */
+    STEP_BAD_LOSS = 2,  /* some rank's loss was NaN or infinite */
+    STEP_BAD_GRAD = 4,  /* the summed gradient holds NaN or infinity */
+};
+
 /* One data-parallel step: zero gradients, forward and backward on this rank's
  * b_local rows (x, y, global sample ids), gradients scaled by 1 / global_batch
- * and summed over comm, then one Adam step. Adds this rank's summed loss to
- * *loss_sum and its correct predictions to *correct. Allocation-free. */
-void train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
-                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
-                int *pred, double *loss_sum, int64_t *correct);
+ * and summed over comm together with the control flags (stop_local: this rank
+ * received a stop signal), then one Adam step. Adds this rank's summed loss
+ * to *loss_sum and its correct predictions to *correct. Returns STEP_* bits,
+ * identical on every rank. Allocation-free. */
+int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
+               const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
+               int stop_local, int *pred, double *loss_sum, int64_t *correct);
 
 #endif

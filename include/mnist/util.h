@@ -14,6 +14,8 @@ enum {
     EXIT_OK = 0,
     EXIT_FAIL = 1,  /* runtime error: bad data, I/O, numerics */
     EXIT_USAGE = 2, /* bad command line */
+    EXIT_STOPPED = 75, /* stopped by SIGUSR1/SIGTERM after writing a checkpoint:
+                          rerun with --resume auto (EX_TEMPFAIL: "try again") */
 };
 
 /* A filled-in error message. Functions that can fail take an Error * and

@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# Malformed inputs through the real binary: every file in tests/data/bad (CSV,
+# IDX), the HDF5 image sets and damaged checkpoints that make_bad_h5 writes,
+# and big or truncated files made here, each fed to the commands that read
+# that kind of file (convert; train --train/--test/--resume; evaluate --model/
+# --data; predict --model/--input), some under mpirun with 2 and 3 ranks.
+# Each case must: exit 1 (on every rank: mpirun returns only when all have
+# exited); print exactly one "mnist-dist:" line on stderr (mpirun's own banner
+# is not counted) that names the file, and LINE:COLUMN for text inputs; not
+# crash (status < 128, no sanitizer report, no "Segmentation"); and leave no
+# output file behind (nor any *.tmp.* file). A few valid files (a CSV with a
+# UTF-8 BOM, good IDX, the intact checkpoint) must be accepted.
+# usage: bad_input_test.sh BUILD/mnist-dist BUILD/tests/make_bad_h5 SRC/tests/data
+set -uo pipefail
+BIN=$1 MAKE_H5=$2 DATA=$3
+BAD=$DATA/bad
+CKPT=$DATA/ckpt-v1-0.1.0.h5 # valid, layers 784-8-10, seed 42, 2 epochs
+T=$(mktemp -d /tmp/mnist-bad.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+G=$T/gen # inputs made at test time
+mkdir -p "$G" "$T/res" "$T/log" "$T/o"
+started=$SECONDS
+# Most of a case's time is MPI start-up spent waiting, so cases run JOBS at a
+# time, each in its own output directory; results are printed in order.
+JOBS=${BAD_INPUT_JOBS:-4}
+ncase=0
+MPI2=(timeout -k 5 90 mpirun --oversubscribe -np 2)
+MPI3=(timeout -k 5 90 mpirun --oversubscribe -np 3)
+RUN=(timeout -k 5 90)
+
+# The token @O@ in a command's arguments stands for the case's own output
+# directory ($O), known only when the case runs.
+with_o() {
+  local args=() a
+  for a in "$@"; do args+=("${a//@O@/$O}"); done
+  "${args[@]}"
+}
+
+# check_refuse ID NAME FILE REGEX COMMAND...: runs COMMAND with O set to its
+# own empty output directory and writes the verdict to $T/res/ID.
+check_refuse() {
+  local id=$1 name=$2 file=$3 re=$4
+  shift 4
+  O=$T/o/$id
+  mkdir -p "$O"
+  local err=$T/log/$id.err res=$T/res/$id
+  with_o "$@" >"$T/log/$id.out" 2>"$err"
+  local rc=$? why="" ours n
+  ours=$(grep "^mnist-dist:" "$err")
+  n=$(grep -c "^mnist-dist:" "$err")
+  if [[ $rc -eq 0 ]]; then
+    why="accepted (exit 0)"
+  elif [[ $rc -ge 124 ]]; then
+    why="exit $rc (timeout, crash or signal)"
+  elif grep -Eq "Sanitizer|runtime error:|Segmentation|core dumped|signal [0-9]+|double free|stack smashing" "$err"; then
+    why="crash report on stderr"
+  elif [[ $rc -ne 1 ]]; then
+    why="exit $rc, expected 1"
+  elif [[ $n -ne 1 ]]; then
+    why="$n mnist-dist lines on stderr, expected 1"
+  elif [[ $ours != *"$file"* ]]; then
+    why="message does not name $file"
+  elif ! grep -Eq -- "$re" <<<"$ours"; then
+    why="message does not match /$re/"
+  elif [[ -n $(find "$O" -type f -print -quit) ]]; then
+    why="left output behind: $(find "$O" -type f | head -3 | tr '\n' ' ')"
+  fi
+  {
+    if [[ -n $why ]]; then
+      printf 'FAIL  %s: %s\n' "$name" "$why"
+      sed 's/^/      /' "$err" | head -20
+    else
+      printf 'ok    %-56s %s\n' "$name" "${ours#mnist-dist: error: }" | cut -c1-220
+    fi
+    # Not a failure (directories are not output files), but worth knowing.
+    if [[ -n $(find "$O" -mindepth 1 -type d -print -quit) ]]; then
+      printf 'DIRS  %s left empty directories: %s\n' "$name" "$(cd "$O" && find . -mindepth 1 -type d | tr '\n' ' ')"
+    fi
+  } >"$res"
+}
+
+# refuse NAME FILE REGEX COMMAND...: COMMAND must refuse the input FILE: exit
+# 1, one mnist-dist line naming FILE and matching REGEX, no crash, no output.
+refuse() {
+  ncase=$((ncase + 1))
+  while [[ $(jobs -rp | wc -l) -ge $JOBS ]]; do wait -n; done
+  check_refuse "$(printf '%04d' "$ncase")" "$@" &
+}
+
+# accept NAME COMMAND...: a valid input must work (run at once, not in the
+# pool, so the caller can inspect $O and $T/stdout).
+accepted=0 early_fails=0
+accept() {
+  local name=$1
+  shift
+  O=$T/o/accept-$((accepted + early_fails))
+  mkdir -p "$O"
+  if with_o "$@" >"$T/stdout" 2>"$T/stderr"; then
+    printf 'ok    %s (accepted)\n' "$name"
+    accepted=$((accepted + 1))
+  else
+    printf 'FAIL  %s: valid input refused\n' "$name"
+    sed 's/^/      /' "$T/stderr" | head -10
+    early_fails=$((early_fails + 1))
+  fi
+}
+fail_now() { printf 'FAIL  %s\n' "$1"; early_fails=$((early_fails + 1)); }
+
+# Per command, with the input under test as $1.
+convert_h5() { "${RUN[@]}" "$BIN" convert "$1" "$O/out.h5"; }
+convert_csv() { "${RUN[@]}" "$BIN" convert "$1" "$O/out.csv"; }
+predict_in() { "${RUN[@]}" "$BIN" predict --model "$CKPT" --input "$1" --output "$O/pred.csv"; }
+evaluate_data() { "${RUN[@]}" "$BIN" evaluate --model "$CKPT" --data "$1" --out "$O/eval"; }
+TRAIN_ARGS=(--layers 8 --epochs 3 --val-split 0 --batch-size 16 --checkpoint-every 0 --quiet)
+train_train() { "${RUN[@]}" "$BIN" --train "$1" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" --out "$O/run"; }
+train_test() { "${RUN[@]}" "$BIN" --train "$G/h5-good.h5" --test "$1" "${TRAIN_ARGS[@]}" --out "$O/run"; }
+evaluate_model() { "${RUN[@]}" "$BIN" evaluate --model "$1" --data "$G/h5-good.h5" --out "$O/eval"; }
+predict_model() { "${RUN[@]}" "$BIN" predict --model "$1" --input "$G/h5-good.h5" --output "$O/pred.csv"; }
+resume() { "${RUN[@]}" "$BIN" --train "$G/h5-good.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" --resume "$1" --out "$O/run"; }
+
+"$MAKE_H5" "$G" "$CKPT" || { echo "FAIL  make_bad_h5"; exit 1; }
+cp "$BAD/h5-fake-superblock.h5" "$G/"
+
+# --- CSV: through convert (to .h5 and .csv) and predict --input ---------------------
+# csv NAME REGEX: tests/data/bad/NAME must be refused with a message matching
+# "NAME:REGEX" (REGEX starts with LINE:COLUMN when a line is at fault).
+csv() {
+  local f=$BAD/$1 re="$1:$2"
+  refuse "convert $1" "$f" "$re" convert_h5 "$f"
+  refuse "convert $1 (to .csv)" "$f" "$re" convert_csv "$f"
+  refuse "predict --input $1" "$f" "$re" predict_in "$f"
+}
+csv csv-short-row.csv "2:4: expected 785 fields, found 4"
+csv csv-long-row.csv "2:786: expected 785 fields, found more"
+csv csv-784-then-785.csv "2:785: expected 784 fields, found more"
+csv csv-785-then-784.csv "2:784: expected 785 fields, found 784"
+csv csv-non-numeric.csv "2:11: 'ab' is not an integer"
+csv csv-decimal.csv "2:4: '0.5' is not an integer"
+csv csv-negative-pixel.csv "2:6: '-3' is negative"
+csv csv-pixel-256.csv "3:785: pixel value 256 is outside 0..255"
+csv csv-pixel-huge.csv "2:102: pixel value 9{20}\.\.\. is outside 0..255"
+csv csv-label-10.csv "1:1: label 10 is outside 0..9"
+csv csv-label-negative.csv "2:1: '-1' is negative; labels must be 0..9"
+csv csv-empty.csv " file is empty"
+csv csv-header-only.csv " no data rows \(header only\)"
+csv csv-header-10-fields.csv "1:10: header has 10 fields"
+csv csv-nul-bytes.csv "2:52: NUL byte in field '1.x002'"
+csv csv-all-nul.csv "1:1: NUL byte in field"
+csv csv-blank-line-middle.csv "3:1: blank line in the middle"
+csv csv-only-blank-lines.csv " no data rows \(only blank lines\)"
+csv csv-quoted.csv "2:1: '\"3\"' is quoted"
+csv csv-whitespace.csv "2:22: ' 7' contains whitespace"
+csv csv-empty-field.csv "2:32: empty field"
+csv csv-cr-only.csv "1:785: carriage return not followed by a line feed"
+csv csv-semicolons.csv "1:1: '5;0;0;.*' is not an integer"
+csv csv-gzipped.csv " gzip-compressed, not CSV"
+
+# Big inputs, made here rather than committed: a 10 MB line of fields, a 10 MB
+# single number, a 10 MB header line.
+yes '1,' | tr -d '\n' | head -c 10485760 >"$G/csv-10mb-line.csv"
+yes 9 | tr -d '\n' | head -c 10485760 >"$G/csv-10mb-number.csv"
+{ printf 'label'; yes ',px' | tr -d '\n' | head -c 10485760; printf '\n'; } >"$G/csv-10mb-header.csv"
+for f in csv-10mb-line.csv:"1:786: expected 784 or 785 fields, found more" \
+         csv-10mb-number.csv:"1:1: pixel value 9{20}\.\.\. is outside 0..255" \
+         csv-10mb-header.csv:"1:786: header has [0-9]+ fields"; do
+  name=${f%%:*} re=${f#*:}
+  refuse "convert $name" "$G/$name" "$name:$re" convert_h5 "$G/$name"
+  refuse "predict --input $name" "$G/$name" "$name:$re" predict_in "$G/$name"
+done
+
+# A field ending exactly at the reader's 1 MiB block boundary, followed by a
+# bad field: the bytes carried over from the first block used to leak into
+# the next field's message ('0-3' is not an integer). Found by fuzz_csv's
+# 13-byte-block build; here at the real block size. Row 1 has one two-digit
+# pixel so that byte 1048575 is the last digit of row 668's field 693.
+zeros=$(printf ',0%.0s' $(seq 784))
+{ printf '5,10%s\n' "${zeros:2}"; yes "5$zeros" | head -n 666
+  printf '5%s,-3%s\n' "${zeros:0:1384}" "${zeros:0:182}"; } >"$G/csv-block-boundary.csv"
+refuse "convert csv-block-boundary.csv (1 MiB + 186 bytes)" "$G/csv-block-boundary.csv" \
+  "csv-block-boundary.csv:668:694: '-3' is negative" convert_h5 "$G/csv-block-boundary.csv"
+
+# A UTF-8 BOM is valid (with or without a header, with CRLF).
+accept "convert ok-csv-bom-header.csv" "$BIN" convert "$BAD/ok-csv-bom-header.csv" "@O@/ok.h5"
+grep -q "2 rows with labels" "$T/stdout" || fail_now "BOM + header: expected 2 rows with labels"
+accept "convert ok-csv-bom-no-header.csv" "$BIN" convert "$BAD/ok-csv-bom-no-header.csv" "@O@/ok.csv"
+cmp -s <(tail -c +4 "$BAD/ok-csv-bom-no-header.csv") "$O/ok.csv" \
+  || fail_now "BOM without header: CSV round trip differs"
+accept "predict --input ok-csv-bom-header.csv" predict_in "$BAD/ok-csv-bom-header.csv"
+
+# --- IDX: convert IMAGES LABELS OUT, predict --input IMAGES -------------------------
+IMG=$BAD/ok-idx-images.idx LAB=$BAD/ok-idx-labels.idx
+accept "convert ok-idx-images.idx ok-idx-labels.idx" "$BIN" convert "$IMG" "$LAB" "@O@/ok.h5"
+idx_images() { # NAME REGEX: a bad images file, with good labels
+  local f=$1 re=$2
+  refuse "convert $(basename "$f") + labels" "$f" "$re" "${RUN[@]}" "$BIN" convert "$f" "$LAB" "@O@/out.h5"
+  refuse "predict --input $(basename "$f")" "$f" "$re" predict_in "$f"
+}
+idx_images "$BAD/idx-wrong-magic.idx" "idx-wrong-magic.idx: (not an IDX images file: magic 0x00000903|an IDX file of element type 0x09)"
+idx_images "$BAD/idx-truncated.idx" "idx-truncated.idx: file is 1016 bytes .* needs exactly 1584 bytes \(truncated\)"
+idx_images "$BAD/idx-trailing-bytes.idx" "idx-trailing-bytes.idx: file is 1594 bytes .*\(trailing bytes\)"
+idx_images "$BAD/idx-dims-28x27.idx" "idx-dims-28x27.idx: images have dims \[2,28,27\]"
+idx_images "$BAD/idx-zero-count.idx" "idx-zero-count.idx: header says 0 images"
+idx_images "$BAD/idx-short-header.idx" "idx-short-header.idx: file is 10 bytes, too short"
+idx_images "$BAD/idx-huge-count.idx" "idx-huge-count.idx: file is 16 bytes but its header \(4294967295 images\)"
+idx_images "$BAD/idx-gzipped.idx" "idx-gzipped.idx: gzip-compressed"
+idx_images "$LAB" "ok-idx-labels.idx: this is an IDX labels file"
+refuse "convert images + idx-3-labels.idx" "$BAD/idx-3-labels.idx" "has 3 labels but .*ok-idx-images.idx has 2 images" \
+  "${RUN[@]}" "$BIN" convert "$IMG" "$BAD/idx-3-labels.idx" "@O@/out.h5"
+refuse "convert images + idx-label-10.idx" "$BAD/idx-label-10.idx" "label 10 at item 1" \
+  "${RUN[@]}" "$BIN" convert "$IMG" "$BAD/idx-label-10.idx" "@O@/out.h5"
+refuse "convert images + images (as labels)" "$IMG" "ok-idx-images.idx: this is an IDX images file" \
+  "${RUN[@]}" "$BIN" convert "$IMG" "$IMG" "@O@/out.csv"
+refuse "convert images + idx-labels-truncated.idx" "$BAD/idx-labels-truncated.idx" \
+  "file is 10 bytes but its header \(5 labels\) needs exactly 13 bytes \(truncated\)" \
+  "${RUN[@]}" "$BIN" convert "$IMG" "$BAD/idx-labels-truncated.idx" "@O@/out.h5"
+refuse "convert (an HDF5 file) out.csv" "$G/h5-good.h5" "h5-good.h5: this is an HDF5 file, not CSV" convert_csv "$G/h5-good.h5"
+
+# --- HDF5 image sets: train --train, evaluate --data, predict --input (one also as --test)
+accept "evaluate --data h5-good.h5" evaluate_data "$G/h5-good.h5"
+h5set() { # NAME REGEX
+  local f=$G/$1 re="$1: $2"
+  refuse "train --train $1" "$f" "$re" train_train "$f"
+  refuse "evaluate --data $1" "$f" "$re" evaluate_data "$f"
+  refuse "predict --input $1" "$f" "$re" predict_in "$f"
+}
+h5set h5-no-images.h5 "no /images dataset"
+h5set h5-no-datasets.h5 "no /images dataset"
+h5set h5-images-float32.h5 "/images must hold unsigned 8-bit integers"
+h5set h5-images-int8.h5 "/images must hold unsigned 8-bit integers"
+h5set h5-images-u16.h5 "/images must hold unsigned 8-bit integers"
+h5set h5-labels-int32.h5 "/labels must be a 1-D uint8 dataset"
+h5set h5-images-783-cols.h5 "/images must be a 2-D \[N,784\] dataset, found shape \[64,783\]"
+h5set h5-images-3d.h5 "/images must be a 2-D \[N,784\] dataset, found shape \[64,28,28\]"
+h5set h5-images-1d.h5 "/images must be a 2-D \[N,784\] dataset, found shape \[50176\]"
+h5set h5-labels-2d.h5 "/labels must be a 1-D uint8 dataset, found shape \[64,1\]"
+h5set h5-images-is-group.h5 "/images is not a dataset"
+h5set h5-rows-mismatch.h5 "/labels has 63 rows but /images has 64"
+h5set h5-zero-rows.h5 "/images has no rows"
+h5set h5-label-12.h5 "/labels\[40\] = 12 is outside 0..9"
+h5set h5-unwritten-images.h5 "/images has 64 rows but only 0 of its 4 chunks are stored"
+h5set h5-huge-rows.h5 "/images has [0-9]+ rows but only 0 of its [0-9]+ chunks are stored"
+h5set h5-fake-superblock.h5 "damaged HDF5 file \(HDF5 cannot open it\)"
+refuse "train --test h5-rows-mismatch.h5" "$G/h5-rows-mismatch.h5" "/labels has 63 rows" train_test "$G/h5-rows-mismatch.h5"
+refuse "train --test h5-label-12.h5" "$G/h5-label-12.h5" "/labels\[40\] = 12" train_test "$G/h5-label-12.h5"
+refuse "train --train (a CSV)" "$BAD/csv-short-row.csv" "not an HDF5 file \(convert it first" train_train "$BAD/csv-short-row.csv"
+refuse "evaluate --data (a checkpoint)" "$CKPT" "no /images dataset" evaluate_data "$CKPT"
+
+# --- checkpoints: evaluate --model, predict --model, train --resume -----------------
+accept "evaluate --model (intact checkpoint)" evaluate_model "$CKPT"
+accept "train --resume (intact checkpoint)" resume "$CKPT"
+size=$(stat -c %s "$CKPT")
+head -c 0 "$CKPT" >"$G/ckpt-empty.h5"
+head -c 7 "$CKPT" >"$G/ckpt-truncated-7.h5"
+head -c 96 "$CKPT" >"$G/ckpt-truncated-96.h5"
+head -c 4096 "$CKPT" >"$G/ckpt-truncated-4k.h5"
+head -c $((size / 2)) "$CKPT" >"$G/ckpt-truncated-half.h5"
+head -c $((size - 1)) "$CKPT" >"$G/ckpt-truncated-1.h5"
+cp "$BAD/csv-short-row.csv" "$G/ckpt-text.h5"
+cp "$BAD/h5-fake-superblock.h5" "$G/ckpt-fake-superblock.h5"
+cp "$G/h5-good.h5" "$G/ckpt-image-set.h5"
+ckpt() { # NAME REGEX
+  local f=$G/$1 re="$1: $2"
+  refuse "evaluate --model $1" "$f" "$re" evaluate_model "$f"
+  refuse "predict --model $1" "$f" "$re" predict_model "$f"
+  refuse "train --resume $1" "$f" "$re" resume "$f"
+}
+TRUNC="truncated: the file has [0-9]+ bytes but its HDF5 superblock says $size"
+ckpt ckpt-empty.h5 "file is empty"
+ckpt ckpt-truncated-7.h5 "not an HDF5 file \(no HDF5 signature\)"
+ckpt ckpt-truncated-96.h5 "$TRUNC"
+ckpt ckpt-truncated-4k.h5 "$TRUNC"
+ckpt ckpt-truncated-half.h5 "$TRUNC"
+ckpt ckpt-truncated-1.h5 "$TRUNC"
+ckpt ckpt-text.h5 "not an HDF5 file \(no HDF5 signature\)"
+ckpt ckpt-fake-superblock.h5 "damaged HDF5 file \(HDF5 cannot open it\)"
+ckpt ckpt-image-set.h5 "not a mnist-dist checkpoint"
+ckpt ckpt-no-format.h5 "not a mnist-dist checkpoint"
+ckpt ckpt-version-2.h5 "checkpoint format version 2, this build reads version 1"
+ckpt ckpt-version-0.h5 "checkpoint format version 0, this build reads version 1"
+ckpt ckpt-epoch-negative.h5 "epoch attribute -1 is out of range"
+ckpt ckpt-epoch-3.h5 "history has 2 epochs but the checkpoint says 3"
+ckpt ckpt-layers-lie.h5 "model/dense0/W has shape \[784,8\] but the layer sizes say \[784,9\]"
+ckpt ckpt-layers-extra.h5 "missing group model/dense2"
+ckpt ckpt-layers-one.h5 "missing or malformed layer_sizes"
+ckpt ckpt-layers-zero.h5 "layer width 0 is out of range"
+ckpt ckpt-layers-huge.h5 "model/dense0/W has shape \[784,8\] but the layer sizes say \[784,1048576\]"
+ckpt ckpt-unwritten-huge.h5 "layer sizes need 1908000120 bytes of tensors but the file has only"
+ckpt ckpt-input-800.h5 "layer sizes start at 800 and end at 10, but a model for MNIST takes 784 inputs"
+ckpt ckpt-output-12.h5 "layer sizes start at 784 and end at 12, but a model for MNIST takes 784 inputs and gives 10 classes"
+ckpt ckpt-bias-shape.h5 "model/dense1/b has shape \[11,0\] but the layer sizes say \[10,0\]"
+ckpt ckpt-weight-transposed.h5 "model/dense0/W has shape \[8,784\] but the layer sizes say \[784,8\]"
+ckpt ckpt-adam-shape.h5 "adam/v/dense0/W has shape \[784,9\]"
+ckpt ckpt-missing-weight.h5 "missing dataset model/dense1/W"
+ckpt ckpt-missing-adam.h5 "missing group adam/m"
+ckpt ckpt-missing-history.h5 "missing dataset history/val_acc"
+ckpt ckpt-no-checksum.h5 "model/dense1/b has no Fletcher-32 checksum"
+ckpt ckpt-unwritten-bias.h5 "model/dense1/b has no data stored"
+ckpt ckpt-flipped-weight.h5 "cannot read model/dense0/W: checksum mismatch"
+ckpt ckpt-flipped-bias.h5 "cannot read model/dense0/b: checksum mismatch"
+ckpt ckpt-flipped-adam.h5 "cannot read adam/v/dense1/W: checksum mismatch"
+ckpt ckpt-flipped-history.h5 "cannot read history/train_loss: checksum mismatch"
+refuse "train --resume with other --layers" "$CKPT" "layer sizes 784,8,10 but this run uses 784,16,10" \
+  "${RUN[@]}" "$BIN" --train "$G/h5-good.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" --layers 16 \
+  --resume "$CKPT" --out "@O@/run"
+
+# --- regressions found by fuzzing (tools/fuzz), replayed through the real binary ----
+# fuzz-crashes/<target>-<hash>: csv and idx ones must be refused by convert
+# (idx ones as images), ckpt ones by evaluate --model.
+if [[ -d $BAD/fuzz-crashes ]]; then
+  for f in "$BAD"/fuzz-crashes/*; do
+    [[ -f $f ]] || continue
+    b=$(basename "$f")
+    case $b in
+      csv-*) refuse "fuzz regression $b (convert)" "$f" "$b" convert_h5 "$f" ;;
+      idx-*) refuse "fuzz regression $b (convert)" "$f" "$b" "${RUN[@]}" "$BIN" convert "$f" "$LAB" "@O@/out.h5" ;;
+      ckpt-*) refuse "fuzz regression $b (evaluate)" "$f" "$b" evaluate_model "$f" ;;
+    esac
+  done
+fi
+
+# --- under mpirun: every rank exits, the message is printed once ---------------------
+# (--quiet: 3 ranks on 2 cores would add an oversubscription warning line.)
+refuse "np2 predict --input csv-pixel-256.csv" "$BAD/csv-pixel-256.csv" "csv-pixel-256.csv:3:785: pixel value 256" \
+  "${MPI2[@]}" "$BIN" predict --model "$CKPT" --input "$BAD/csv-pixel-256.csv" --output "@O@/pred.csv"
+refuse "np3 convert csv-nul-bytes.csv" "$BAD/csv-nul-bytes.csv" "csv-nul-bytes.csv:2:52: NUL byte" \
+  "${MPI3[@]}" "$BIN" convert --quiet "$BAD/csv-nul-bytes.csv" "@O@/out.h5"
+refuse "np2 convert idx + idx-3-labels.idx" "$BAD/idx-3-labels.idx" "has 3 labels" \
+  "${MPI2[@]}" "$BIN" convert "$IMG" "$BAD/idx-3-labels.idx" "@O@/out.h5"
+refuse "np3 predict --input idx-truncated.idx" "$BAD/idx-truncated.idx" "idx-truncated.idx: file is 1016 bytes" \
+  "${MPI3[@]}" "$BIN" predict --quiet --model "$CKPT" --input "$BAD/idx-truncated.idx" --output "@O@/pred.csv"
+refuse "np3 train --train h5-rows-mismatch.h5" "$G/h5-rows-mismatch.h5" "rank 0: .*h5-rows-mismatch.h5: /labels has 63 rows" \
+  "${MPI3[@]}" "$BIN" --train "$G/h5-rows-mismatch.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" --out "@O@/run"
+# Row 40 of 64 belongs to rank 1 of 2: only that rank sees the bad label.
+refuse "np2 evaluate --data h5-label-12.h5 (rank 1 only)" "$G/h5-label-12.h5" "rank 1: .*/labels\[40\] = 12" \
+  "${MPI2[@]}" "$BIN" evaluate --model "$CKPT" --data "$G/h5-label-12.h5" --out "@O@/eval"
+refuse "np2 evaluate --data h5-fake-superblock.h5" "$G/h5-fake-superblock.h5" "damaged HDF5 file" \
+  "${MPI2[@]}" "$BIN" evaluate --model "$CKPT" --data "$G/h5-fake-superblock.h5" --out "@O@/eval"
+refuse "np3 evaluate --model ckpt-flipped-weight.h5" "$G/ckpt-flipped-weight.h5" "checksum mismatch" \
+  "${MPI3[@]}" "$BIN" evaluate --quiet --model "$G/ckpt-flipped-weight.h5" --data "$G/h5-good.h5" --out "@O@/eval"
+refuse "np2 predict --model ckpt-layers-huge.h5" "$G/ckpt-layers-huge.h5" "layer sizes say \[784,1048576\]" \
+  "${MPI2[@]}" "$BIN" predict --model "$G/ckpt-layers-huge.h5" --input "$G/h5-good.h5" --output "@O@/pred.csv"
+refuse "np2 train --resume ckpt-truncated-half.h5" "$G/ckpt-truncated-half.h5" "$TRUNC" \
+  "${MPI2[@]}" "$BIN" --train "$G/h5-good.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" \
+  --resume "$G/ckpt-truncated-half.h5" --out "@O@/run"
+refuse "np3 train --resume ckpt-version-2.h5" "$G/ckpt-version-2.h5" "format version 2" \
+  "${MPI3[@]}" "$BIN" --train "$G/h5-good.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" \
+  --resume "$G/ckpt-version-2.h5" --out "@O@/run"
+
+wait
+# Nothing may leave a temp file anywhere, not even next to the inputs.
+stray=$(find "$T" "$BAD" -name '*.tmp.*' | head -3)
+[[ -z $stray ]] || fail_now "temp files left behind: $stray"
+refused=0 fails=$early_fails dirs=0
+for r in "$T"/res/*; do
+  grep -v '^DIRS' "$r"
+  if grep -q '^ok' "$r"; then refused=$((refused + 1)); else fails=$((fails + 1)); fi
+  grep -q '^DIRS' "$r" && dirs=$((dirs + 1))
+done
+if [[ $dirs -gt 0 ]]; then
+  echo "note: $dirs refused runs left an empty run directory, e.g.:"
+  grep -h '^DIRS' "$T"/res/* | head -2 | sed 's/^DIRS  /      /'
+fi
+echo "bad_input_test: $accepted valid inputs accepted; $ncase cases in $((SECONDS - started)) s ($JOBS at a time)"
+echo "bad_input_test: $refused cases refused cleanly, $fails failed"
+exit $((fails > 0))
