@@ -103,15 +103,11 @@ static int history_write(hid_t file, const History *h)
 int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *meta,
                const History *h, const char *config_json, Error *e)
 {
-    char tmp[4096];
-    if (path_tmp_name(tmp, sizeof tmp, path, e))
-        return -1;
-    hid_t fapl = h5_fapl_create(); /* checksummed metadata */
-    hid_t file = fapl < 0 ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    /* Built in memory, then written with plain write(): a full disk is an
+     * ordinary error here, never a failure inside HDF5. */
+    hid_t file = h5_mem_file_create(path);
     if (file < 0)
-        return err_set(e, "%s: cannot create checkpoint (is the directory writable?)", path);
+        return err_set(e, "%s: cannot create checkpoint in memory", path);
     int sizes[MLP_MAX_LAYERS + 1];
     for (int l = 0; l <= m->num_layers; l++)
         sizes[l] = m->sizes[l];
@@ -143,13 +139,11 @@ int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *
             H5Gclose(g);
     }
     ok = ok && history_write(file, h) == 0;
-    if (H5Fclose(file) < 0)
-        ok = 0;
     if (!ok) {
-        unlink(tmp);
-        return err_set(e, "%s: cannot write checkpoint (disk full?)", path);
+        H5Fclose(file);
+        return err_set(e, "%s: cannot build checkpoint (out of memory?)", path);
     }
-    return path_commit(tmp, path, e);
+    return h5_mem_file_save(file, path, e);
 }
 
 /* ---- reading ---------------------------------------------------------- */

@@ -55,6 +55,9 @@ static const Option TRAIN_OPTIONS[] = {
      "write a checkpoint every K epochs (0: only at the end)"},
     {"resume", OPT_STR, F(resume), "", 0, 0, "FILE|auto",
      "continue from a checkpoint; auto = the latest one in --out DIR"},
+    {"check-every", OPT_INT, F(check_every), "200", 0, 100000000, "N",
+     "compare a checksum of every rank's parameters every N steps and at checkpoints (0: "
+     "only at checkpoints)"},
     {"log-every", OPT_INT, F(log_every), "0", 0, 100000000, "N",
      "also print a progress line every N steps (0: once per epoch)"},
     OPT_QUIET("print only errors and the final summary"),

@@ -291,15 +291,10 @@ out:
 
 int h5data_write(const char *path, const Dataset *d, const char *source, Error *e)
 {
-    char tmp[4096];
-    if (path_tmp_name(tmp, sizeof tmp, path, e))
-        return -1;
-    hid_t fapl = h5_fapl_create(); /* checksummed metadata */
-    hid_t file = fapl < 0 ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    /* Built in memory and written with write(): a full disk is a plain error. */
+    hid_t file = h5_mem_file_create(path);
     if (file < 0)
-        return err_set(e, "%s: cannot create HDF5 file (is the directory writable?)", path);
+        return err_set(e, "%s: cannot create the HDF5 file in memory", path);
     hsize_t idims[2] = {d->rows, MNIST_PIXELS}, ldims[1] = {d->rows};
     const uint64_t version = FORMAT_VERSION, rows = d->rows;
     int ok = write_u8(file, "images", 2, idims, d->images) == 0 &&
@@ -308,11 +303,9 @@ int h5data_write(const char *path, const Dataset *d, const char *source, Error *
              h5_attr_write(file, "format_version", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &version) == 0 &&
              h5_attr_write(file, "rows", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &rows) == 0 &&
              h5_attr_write_str(file, "source", source ? source : "") == 0;
-    if (H5Fclose(file) < 0)
-        ok = 0;
     if (!ok) {
-        unlink(tmp);
-        return err_set(e, "%s: cannot write HDF5 data (disk full?)", path);
+        H5Fclose(file);
+        return err_set(e, "%s: cannot build the HDF5 data (out of memory?)", path);
     }
-    return path_commit(tmp, path, e);
+    return h5_mem_file_save(file, path, e);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -145,3 +146,90 @@ int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t size)
     return rc;
 }
 
+
+/* Bob Jenkins' lookup3 hashlittle(), byte-wise: the checksum HDF5 puts on
+ * version 2+ superblocks (H5_checksum_lookup3, initial value 0). */
+#define rot(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
+static uint32_t h5_lookup3(const uint8_t *k, size_t length, uint32_t initval)
+{
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeef + (uint32_t)length + initval;
+    while (length > 12) {
+        a += k[0] + ((uint32_t)k[1] << 8) + ((uint32_t)k[2] << 16) + ((uint32_t)k[3] << 24);
+        b += k[4] + ((uint32_t)k[5] << 8) + ((uint32_t)k[6] << 16) + ((uint32_t)k[7] << 24);
+        c += k[8] + ((uint32_t)k[9] << 8) + ((uint32_t)k[10] << 16) + ((uint32_t)k[11] << 24);
+        a -= c; a ^= rot(c, 4); c += b;
+        b -= a; b ^= rot(a, 6); a += c;
+        c -= b; c ^= rot(b, 8); b += a;
+        a -= c; a ^= rot(c, 16); c += b;
+        b -= a; b ^= rot(a, 19); a += c;
+        c -= b; c ^= rot(b, 4); b += a;
+        length -= 12, k += 12;
+    }
+    switch (length) {
+    case 12: c += (uint32_t)k[11] << 24; /* fall through */
+    case 11: c += (uint32_t)k[10] << 16; /* fall through */
+    case 10: c += (uint32_t)k[9] << 8; /* fall through */
+    case 9: c += k[8]; /* fall through */
+    case 8: b += (uint32_t)k[7] << 24; /* fall through */
+    case 7: b += (uint32_t)k[6] << 16; /* fall through */
+    case 6: b += (uint32_t)k[5] << 8; /* fall through */
+    case 5: b += k[4]; /* fall through */
+    case 4: a += (uint32_t)k[3] << 24; /* fall through */
+    case 3: a += (uint32_t)k[2] << 16; /* fall through */
+    case 2: a += (uint32_t)k[1] << 8; /* fall through */
+    case 1: a += k[0]; break;
+    case 0: return c;
+    }
+    c ^= b; c -= rot(b, 14);
+    a ^= c; a -= rot(c, 11);
+    b ^= a; b -= rot(a, 25);
+    c ^= b; c -= rot(b, 16);
+    a ^= c; a -= rot(c, 4);
+    b ^= a; b -= rot(a, 14);
+    c ^= b; c -= rot(b, 24);
+    return c;
+}
+
+/* libhdf5 1.10.8's H5Fget_file_image clears the superblock's "open for
+ * writing" flags in the copy but keeps the old checksum, so the image would
+ * not open. Recomputes it (version 2+ superblock at offset 0). */
+static void fix_superblock_checksum(uint8_t *image, size_t n)
+{
+    static const uint8_t signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (n < 16 || memcmp(image, signature, 8) != 0 || image[8] < 2)
+        return;
+    const size_t len = 12 + 4 * (size_t)image[9]; /* fields before the checksum */
+    if (len + 4 > n)
+        return;
+    const uint32_t sum = h5_lookup3(image, len, 0);
+    for (int i = 0; i < 4; i++)
+        image[len + (size_t)i] = (uint8_t)(sum >> (8 * i));
+}
+
+hid_t h5_mem_file_create(const char *name)
+{
+    hid_t fapl = h5_fapl_create();
+    if (fapl < 0)
+        return H5I_INVALID_HID;
+    hid_t file = H5I_INVALID_HID;
+    if (H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) >= 0)
+        file = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    return file;
+}
+
+int h5_mem_file_save(hid_t file, const char *path, Error *e)
+{
+    ssize_t size = H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(file, NULL, 0);
+    void *image = size > 0 ? malloc((size_t)size) : NULL;
+    int ok = image && H5Fget_file_image(file, image, (size_t)size) == size;
+    if (ok)
+        fix_superblock_checksum(image, (size_t)size);
+    if (H5Fclose(file) < 0)
+        ok = 0;
+    int rc = ok ? file_write_atomic(path, image, (size_t)size, e)
+                : err_set(e, "%s: cannot build the HDF5 file in memory (out of memory?)", path);
+    free(image);
+    return rc;
+}

@@ -9,6 +9,7 @@
 #include <cairo.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -280,9 +281,31 @@ static cairo_t *chart_begin(cairo_surface_t **surf, int w, int h)
 /* Destroys cr and surf, and writes surf to path through a temp file if
  * drawing succeeded. A cairo error (drawing, or the PNG write) leaves no file:
  * the partial temp is removed. 0 or -1 with e filled. */
+/* A growable byte buffer for cairo's PNG stream writer. */
+typedef struct PngBuffer {
+    unsigned char *data;
+    size_t size, cap;
+} PngBuffer;
+
+static cairo_status_t png_append(void *closure, const unsigned char *bytes, unsigned int n)
+{
+    PngBuffer *b = closure;
+    if (b->size + n > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 65536;
+        while (cap < b->size + n)
+            cap *= 2;
+        unsigned char *grown = realloc(b->data, cap);
+        if (!grown)
+            return CAIRO_STATUS_NO_MEMORY;
+        b->data = grown, b->cap = cap;
+    }
+    memcpy(b->data + b->size, bytes, n);
+    b->size += n;
+    return CAIRO_STATUS_SUCCESS;
+}
+
 static int chart_write(cairo_surface_t *surf, cairo_t *cr, const char *path, Error *e)
 {
-    char tmp[4096];
     int rc = -1;
     cairo_status_t st = cairo_status(cr);
     cairo_destroy(cr);
@@ -294,15 +317,17 @@ static int chart_write(cairo_surface_t *surf, cairo_t *cr, const char *path, Err
         err_set(e, "%s: cannot draw/write chart: %s", path, cairo_status_to_string(st));
         goto out;
     }
-    if (path_tmp_name(tmp, sizeof tmp, path, e))
-        goto out;
-    st = cairo_surface_write_to_png(surf, tmp);
+    /* Encoded in memory, written with file_write_atomic: a full disk gives
+     * the system's own message ("No space left on device"). */
+    PngBuffer png = {NULL, 0, 0};
+    st = cairo_surface_write_to_png_stream(surf, png_append, &png);
     if (st != CAIRO_STATUS_SUCCESS) {
-        unlink(tmp);
+        free(png.data);
         err_set(e, "%s: cannot draw/write chart: %s", path, cairo_status_to_string(st));
         goto out;
     }
-    rc = path_commit(tmp, path, e);
+    rc = file_write_atomic(path, png.data, png.size, e);
+    free(png.data);
 out:
     cairo_surface_destroy(surf);
     return rc;

@@ -7,6 +7,7 @@
 #include "mnist/train.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
@@ -68,6 +69,53 @@ static void install_stop_handlers(void)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Test hook, for the fault tests only: MNIST_DIST_FAULT="nan@S" makes the
+ * last rank's logits NaN at global step S; "diverge@S" perturbs one of the
+ * last rank's parameters after step S. Unset in normal use. */
+typedef struct Fault {
+    int64_t nan_step, diverge_step;
+} Fault;
+
+static Fault fault_from_env(void)
+{
+    Fault f = {-1, -1};
+    const char *v = getenv("MNIST_DIST_FAULT");
+    long long step;
+    if (v && sscanf(v, "nan@%lld", &step) == 1)
+        f.nan_step = step;
+    if (v && sscanf(v, "diverge@%lld", &step) == 1)
+        f.diverge_step = step;
+    return f;
+}
+
+/* Collective: compares every rank's parameter checksum with rank 0's. On a
+ * mismatch (the same verdict on every rank) rank 0 prints which ranks
+ * diverged and -1 is returned. */
+static int check_replicas(const Comm *comm, const Mlp *m, int epoch, size_t step)
+{
+    uint64_t mine = mlp_checksum(m);
+    uint64_t *all = malloc(sizeof(uint64_t) * (size_t)comm->size);
+    if (!all)
+        comm_abort(comm, EXIT_FAIL);
+    comm_allgather(comm, &mine, all, sizeof mine);
+    char ranks[256] = "";
+    int bad = 0;
+    for (int r = 1; r < comm->size; r++)
+        if (all[r] != all[0]) {
+            bad++;
+            if (strlen(ranks) < sizeof ranks - 16)
+                snprintf(ranks + strlen(ranks), sizeof ranks - strlen(ranks), "%s%d",
+                         bad > 1 ? ", " : "", r);
+        }
+    free(all);
+    if (bad && comm->rank == 0)
+        fprintf(stderr,
+                "mnist-dist: error: replicas diverged at epoch %d, step %zu: the parameters of "
+                "rank%s %s differ from rank 0's (checksums compared; no checkpoint written)\n",
+                epoch, step, bad > 1 ? "s" : "", ranks);
+    return bad ? -1 : 0;
 }
 
 /* Names the first tensor holding a non-finite gradient, for the message. */
@@ -182,6 +230,28 @@ static char *config_json(const Config *cfg, const Comm *comm, int threads)
     return s;
 }
 
+/* A process killed while writing a checkpoint leaves NAME.tmp.PID behind;
+ * the rename never happened, so it is garbage. Removes those in the run's
+ * checkpoints directory whose writer is gone. */
+static void remove_stale_temps(const char *run_dir)
+{
+    char dir[CONFIG_PATH_MAX + 32], path[2 * CONFIG_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *ent;
+    while ((ent = readdir(d))) {
+        const char *tmp = strstr(ent->d_name, ".tmp.");
+        long pid = tmp ? strtol(tmp + 5, NULL, 10) : 0;
+        if (pid > 0 && kill((pid_t)pid, 0) != 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
 /* Rank 0 resolves and reads the checkpoint to resume from, then every rank
  * receives its contents; meta says where training stopped (epoch 0, step 0:
  * start fresh). Returns the agreed status. */
@@ -193,6 +263,7 @@ static int resume(const Config *cfg, const Comm *comm, Mlp *m, Adam *opt, Histor
     memset(meta, 0, sizeof *meta);
     if (comm->rank == 0) {
         if (strcmp(cfg->resume, "auto") == 0) {
+            remove_stale_temps(cfg->out_dir);
             if (!ckpt_find_latest(cfg->out_dir, from, from_size) && !cfg->quiet)
                 printf("resume auto: no checkpoint in %s/checkpoints, starting fresh\n",
                        cfg->out_dir);
@@ -274,6 +345,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
     int n_mistakes = 0;
 
     install_stop_handlers(); /* before loading: a signal must never kill us silently */
+    const Fault fault = fault_from_env();
     const int threads = rt_threads(&cfg, comm);
     int sizes[MLP_MAX_LAYERS + 1];
     int L = mlp_parse_layers(cfg.layers, MNIST_PIXELS, MNIST_CLASSES, sizes, &e);
@@ -415,6 +487,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
             for (int i = 0; i < b_local; i++)
                 buf.ids[i] = shard_first + rows[i];
             const double before = sums[0];
+            if (opt.t + 1 == fault.nan_step && rank == P - 1)
+                buf.x[0] = NAN; /* test hook: poisons this rank's loss */
             const int flags = train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local,
                                          cfg.batch_size, dkey, stop_signal != 0, buf.pred,
                                          &sums[0], &correct);
@@ -435,6 +509,14 @@ int train_run(const Config *cfg_in, const Comm *comm)
                 status = EXIT_FAIL;
                 goto done;
             }
+            if (opt.t == fault.diverge_step && rank == P - 1)
+                model.params[0] += 1e-3f; /* test hook: breaks replica agreement */
+            if (cfg.check_every > 0 && opt.t % cfg.check_every == 0 &&
+                check_replicas(comm, &model, epoch, s + 1)) {
+                progress_end(&prog);
+                status = EXIT_FAIL;
+                goto done;
+            }
             progress_step(&prog, s + 1, sums[0] - before, b_local);
             if (flags & STEP_STOP) {
                 stopped_after = s + 1;
@@ -447,6 +529,10 @@ int train_run(const Config *cfg_in, const Comm *comm)
             /* Asked to stop mid-epoch: save exactly where we are, so a
              * resumed run continues as if never interrupted. */
             progress_end(&prog);
+            if (check_replicas(comm, &model, epoch, stopped_after)) {
+                status = EXIT_FAIL;
+                goto done;
+            }
             sums[1] = (double)correct;
             comm_allreduce_sum_f64(comm, sums, 3);
             if (rank == 0) {
@@ -496,6 +582,10 @@ int train_run(const Config *cfg_in, const Comm *comm)
         }
         if ((cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) ||
             epoch == cfg.epochs || stop_at_boundary) {
+            if (check_replicas(comm, &model, epoch, steps)) {
+                status = EXIT_FAIL;
+                goto done;
+            }
             if (rank == 0) {
                 CkptMeta meta = {epoch, cfg.seed, 0, {0, 0, 0, 0}};
                 status = ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, epoch, 0)

@@ -133,6 +133,36 @@ long file_read_full(int fd, void *buf, size_t n)
     return (long)got;
 }
 
+int file_write_atomic(const char *path, const void *buf, size_t n, Error *e)
+{
+    char tmp[4096];
+    if (path_tmp_name(tmp, sizeof tmp, path, e))
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return err_set(e, "%s: cannot create: %s", path, strerror(errno));
+    const char *p = buf;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int saved = w < 0 ? errno : ENOSPC;
+            close(fd);
+            unlink(tmp);
+            return err_set(e, "%s: write failed: %s", path, strerror(saved));
+        }
+        p += w, left -= (size_t)w;
+    }
+    if (close(fd) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        return err_set(e, "%s: write failed: %s", path, strerror(saved));
+    }
+    return path_commit(tmp, path, e);
+}
+
 int path_exists(const char *path)
 {
     struct stat st;

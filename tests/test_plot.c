@@ -449,7 +449,8 @@ static void test_unwritable(void)
                                   : plot_mistakes(paths[i], &mk, 1, &e);
             CU_ASSERT_EQUAL(rc, -1);
             CU_ASSERT(strstr(e.msg, paths[i]) == e.msg);
-            CU_ASSERT(strstr(e.msg, "cannot draw/write chart") != NULL);
+            /* the system's reason, e.g. "No such file or directory" */
+            CU_ASSERT(strstr(e.msg, "cannot create: ") != NULL);
             CU_ASSERT(!path_exists(paths[i]));
         }
     }

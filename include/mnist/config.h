@@ -23,6 +23,7 @@ typedef struct Config {
     char output_path[CONFIG_PATH_MAX]; /* predict: the CSV written */
     int probs;                         /* predict: add class probabilities */
     int log_every;                     /* train: progress line every N steps */
+    int check_every;                   /* train: replica checksum every N steps */
     float dropout, lr, beta1, beta2, eps;
     int batch_size, epochs, threads, val_split, checkpoint_every;
     int64_t seed;

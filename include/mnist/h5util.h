@@ -41,4 +41,15 @@ int h5_attr_read(hid_t obj, const char *name, hid_t mem_type, size_t max_n, void
  * missing, not a string, or longer than size. */
 int h5_attr_read_str(hid_t obj, const char *name, char *buf, size_t size);
 
+/* Creates an HDF5 file that lives only in memory (core driver, no backing
+ * store) under the given name, with h5_fapl_create's format settings. Write
+ * into it, then h5_mem_file_save: HDF5 itself then never meets a full disk
+ * (libhdf5 1.10 crashes at exit after a close that failed with ENOSPC). */
+hid_t h5_mem_file_create(const char *name);
+
+/* Closes the in-memory file and writes its bytes to path atomically
+ * (file_write_atomic). Closes the file on every path. -1 with e =
+ * "PATH: what failed" (e.g. "No space left on device"); nothing is left. */
+int h5_mem_file_save(hid_t file, const char *path, Error *e);
+
 #endif

@@ -56,6 +56,11 @@ const float *mlp_forward(Mlp *m, const float *x, int B, int train, uint64_t drop
 double mlp_backward(Mlp *m, const float *x, const uint8_t *labels, int B, float grad_scale,
                     int *pred);
 
+/* A 64-bit checksum of the parameters' bytes (FNV-1a over 64-bit words):
+ * equal on two replicas exactly when their parameters are, for all practical
+ * purposes. Reads only. */
+uint64_t mlp_checksum(const Mlp *m);
+
 /* Sets every gradient to zero. */
 void mlp_zero_grads(Mlp *m);
 

@@ -51,6 +51,11 @@ int path_commit(const char *tmp, const char *path, Error *e);
  * bytes read (< n only at end of file) or -1 with errno set. */
 long file_read_full(int fd, void *buf, size_t n);
 
+/* Writes n bytes to path atomically: a temp name, write, fsync, rename. On
+ * failure (e.g. "No space left on device") -1 with e naming path, the temp
+ * file removed and any previous file at path untouched. */
+int file_write_atomic(const char *path, const void *buf, size_t n, Error *e);
+
 /* 1 if path names an existing file or directory. */
 int path_exists(const char *path);
 
