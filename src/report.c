@@ -146,6 +146,22 @@ static cJSON *metrics_json(const Metrics *test, const Scores *s, const History *
     cJSON_AddStringToObject(r, "optimizer", run->optimizer);
     cJSON_AddStringToObject(r, "software", run->versions);
     add_num(r, "samples_per_s_median", run->samples_per_s);
+    if (run->rss_mb) {
+        cJSON *o = cJSON_AddObjectToObject(r, "peak_rss_mb_per_rank");
+        add_num(o, "min", run->rss_mb[0]);
+        add_num(o, "mean", run->rss_mb[1]);
+        add_num(o, "max", run->rss_mb[2]);
+    }
+    if (run->phase_ms) {
+        static const char *names[] = {"data", "forward", "backward", "allreduce", "update"};
+        cJSON *ph = cJSON_AddObjectToObject(r, "ms_per_step");
+        for (int k = 0; k < 5; k++) {
+            cJSON *o = cJSON_AddObjectToObject(ph, names[k]);
+            add_num(o, "min", run->phase_ms[3 * k]);
+            add_num(o, "mean", run->phase_ms[3 * k + 1]);
+            add_num(o, "max", run->phase_ms[3 * k + 2]);
+        }
+    }
     cJSON *mk = cJSON_AddArrayToObject(t, "most_confident_mistakes");
     for (int i = 0; i < run->n_mistakes; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -333,6 +349,14 @@ static void table_run(Table *t, const RunInfo *run)
     if (run->samples_per_s > 0) {
         cell_set(t, r, 0, "throughput");
         cell_set(t, r++, 1, "%.0f training samples/s (median over epochs)", run->samples_per_s);
+    }
+    if (run->phase_ms) {
+        const double *p = run->phase_ms;
+        cell_set(t, r, 0, "ms per step");
+        cell_set(t, r++, 1,
+                 "data %.3f, forward %.3f, backward %.3f, allreduce %.3f, update %.3f "
+                 "(mean over ranks; slowest rank %.3f in allreduce)",
+                 p[1], p[4], p[7], p[10], p[13], p[11]);
     }
     cell_set(t, r, 0, "checkpoint");
     cell_set(t, r++, 1, "%s", run->checkpoint);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +27,14 @@
 
 int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
-               int stop_local, int *pred, double *loss_sum, int64_t *correct)
+               int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times)
 {
+    const double t0 = time_now_s();
     mlp_zero_grads(m);
     mlp_forward(m, x, b_local, 1, dropout_key, sample_ids);
+    const double t1 = time_now_s();
     const double loss = mlp_backward(m, x, y, b_local, 1.0f / (float)global_batch, pred);
+    const double t2 = time_now_s();
     *loss_sum += loss;
     for (int i = 0; i < b_local; i++)
         *correct += pred[i] == y[i];
@@ -40,7 +44,12 @@ int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_
     m->ctrl[1] = isfinite(loss) ? 0.0f : 1.0f;
     /* Scaled by the global batch, so the sum over ranks is the true mean. */
     comm_allreduce_sum_f32(comm, m->grads, m->param_floats + MLP_CTRL_FLOATS);
+    const double t3 = time_now_s();
     const size_t bad = adam_step(opt, m->params, m->adam_m, m->adam_v, m->grads, m->param_floats);
+    if (times) {
+        times->forward += t1 - t0, times->backward += t2 - t1, times->allreduce += t3 - t2;
+        times->update += time_now_s() - t3;
+    }
     return (m->ctrl[0] > 0.0f ? STEP_STOP : 0) | (m->ctrl[1] > 0.0f ? STEP_BAD_LOSS : 0) |
            (bad ? STEP_BAD_GRAD : 0);
 }
@@ -455,6 +464,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
 
     Progress prog = {rank == 0 && stdout_is_terminal(), rank != 0 || cfg.quiet, cfg.log_every,
                      0, cfg.epochs, steps, (size_t)cfg.batch_size, 0, 0, 0, 0, 0};
+    StepTimes phase = {0, 0, 0, 0, 0};
+    int64_t phase_steps = 0;
     double train_s = 0;
     for (int i = 0; i < hist.count; i++)
         train_s += hist.items[i].seconds;
@@ -482,16 +493,19 @@ int train_run(const Config *cfg_in, const Comm *comm)
         prog.epoch = epoch, prog.t0 = t0, prog.loss = prog.count = 0, prog.last_draw = 0;
         size_t stopped_after = 0;
         for (size_t s = first_step; s < steps; s++) {
+            const double td = time_now_s();
             const size_t *rows = order + s * (size_t)b_local;
             data_gather_batch(buf.x, buf.y, &train, rows, b_local);
             for (int i = 0; i < b_local; i++)
                 buf.ids[i] = shard_first + rows[i];
+            phase.data += time_now_s() - td;
             const double before = sums[0];
             if (opt.t + 1 == fault.nan_step && rank == P - 1)
                 buf.x[0] = NAN; /* test hook: poisons this rank's loss */
             const int flags = train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local,
                                          cfg.batch_size, dkey, stop_signal != 0, buf.pred,
-                                         &sums[0], &correct);
+                                         &sums[0], &correct, &phase);
+            phase_steps++;
             sums[2] += b_local;
             if (flags & (STEP_BAD_LOSS | STEP_BAD_GRAD)) {
                 /* The flags are summed over ranks: all stop here together. */
@@ -605,6 +619,42 @@ int train_run(const Config *cfg_in, const Comm *comm)
         }
     }
 
+    /* Per-phase milliseconds per step: min, mean, max over ranks. */
+    double phase_ms[STEP_PHASES][3];
+    {
+        const double mine[STEP_PHASES] = {phase.data, phase.forward, phase.backward,
+                                          phase.allreduce, phase.update};
+        double *all = malloc(sizeof(double) * STEP_PHASES * (size_t)P);
+        if (!all)
+            comm_abort(comm, EXIT_FAIL);
+        comm_allgather(comm, mine, all, sizeof mine);
+        for (int k = 0; k < STEP_PHASES; k++) {
+            double lo = INFINITY, hi = 0, sum = 0;
+            for (int r = 0; r < P; r++) {
+                const double v = 1e3 * all[(size_t)r * STEP_PHASES + k] /
+                                 (double)(phase_steps ? phase_steps : 1);
+                lo = fmin(lo, v), hi = fmax(hi, v), sum += v;
+            }
+            phase_ms[k][0] = lo, phase_ms[k][1] = sum / P, phase_ms[k][2] = hi;
+        }
+        free(all);
+    }
+    /* Peak resident memory per rank, MB: min, mean, max. */
+    double rss_mb[3];
+    {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        const double mine = (double)ru.ru_maxrss / 1024.0;
+        double *all = malloc(sizeof(double) * (size_t)P);
+        if (!all)
+            comm_abort(comm, EXIT_FAIL);
+        comm_allgather(comm, &mine, all, sizeof mine);
+        rss_mb[0] = INFINITY, rss_mb[1] = 0, rss_mb[2] = 0;
+        for (int r = 0; r < P; r++)
+            rss_mb[0] = fmin(rss_mb[0], all[r]), rss_mb[1] += all[r] / P, rss_mb[2] = fmax(rss_mb[2], all[r]);
+        free(all);
+    }
+
     /* Final evaluation on the test set, sharded, reduced to rank 0. */
     Metrics tm = {{{0}}, 0};
     rt_evaluate(&model, &test, test_first, &buf, &tm, mistakes, &n_mistakes);
@@ -622,7 +672,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
         RunInfo run = {"train", cfg.train_path, cfg.test_path, last_ckpt, layers, optimizer,
                        versions, P, threads, hist.count, (int64_t)n_train, (int64_t)n_val,
                        (int64_t)test_rows, (int64_t)model.num_params, time_now_s() - t_start,
-                       train_s, median_throughput(&hist), cfg_json, mistakes, n_mistakes};
+                       train_s, median_throughput(&hist), cfg_json, mistakes, n_mistakes,
+                       phase_steps ? &phase_ms[0][0] : NULL, rss_mb};
         status = report_write(report_dir, &tm, &hist, &run, &e);
         if (status == 0) {
             Scores ts;

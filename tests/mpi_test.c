@@ -70,13 +70,13 @@ static void test_split_batch_gradient(const Comm *world, const Dataset *d)
     Adam oref = {1e-3f, 0.9f, 0.999f, 1e-8f, 0}, odist = oref;
     double loss_ref = 0, loss_dist = 0;
     int64_t c_ref = 0, c_dist = 0;
-    train_step(&ref, &oref, &self, x, y, ids, B, B, 77, 0, pred, &loss_ref, &c_ref);
+    train_step(&ref, &oref, &self, x, y, ids, B, B, 77, 0, pred, &loss_ref, &c_ref, NULL);
 
     size_t first, count;
     data_shard_range(B, world->size, world->rank, &first, &count);
     int flags = train_step(&dist, &odist, world, x + first * MNIST_PIXELS, y + first, ids + first,
                            (int)count, B, 77, world->rank == world->size - 1, pred, &loss_dist,
-                           &c_dist);
+                           &c_dist, NULL);
     /* One rank's stop request reaches every rank through the same allreduce. */
     CHECK(flags == STEP_STOP, "rank %d: step flags %d, expected STEP_STOP", world->rank, flags);
     double sums[2] = {loss_dist, (double)c_dist};
@@ -119,7 +119,7 @@ static void test_replicas_stay_identical(const Comm *world, const Dataset *d)
         data_gather_batch(x, y, d, idx, B);
         loss = 0;
         int flags = train_step(&m, &opt, world, x, y, ids, B, B * world->size, 5 + (uint64_t)s, 0,
-                               pred, &loss, &correct);
+                               pred, &loss, &correct, NULL);
         CHECK(flags == 0, "step %d: flags %d", s, flags);
         comm_allreduce_sum_f64(world, &loss, 1);
         if (s == 0)

@@ -65,6 +65,10 @@ typedef struct RunInfo {
     const char *config_json; /* the full configuration, a JSON object */
     const Mistake *mistakes; /* the most confident mistakes, most confident first */
     int n_mistakes;
+    const double *phase_ms;  /* [5][3]: ms per step of data, forward, backward, allreduce,
+                                update: min, mean, max over ranks (NULL: none) */
+    const double *rss_mb;    /* [3]: peak resident memory per rank, MB: min, mean, max
+                                (NULL: not measured) */
 } RunInfo;
 
 /* Writes DIR/metrics.json, the charts (curves.png, confusion.png,

@@ -34,14 +34,22 @@ enum {
     STEP_BAD_GRAD = 4,  /* the summed gradient holds NaN or infinity */
 };
 
+/* Seconds spent per phase, accumulated over steps (TICK/TOCK style). */
+typedef struct StepTimes {
+    double data, forward, backward, allreduce, update;
+} StepTimes;
+#define STEP_PHASES 5
+#define STEP_PHASE_NAMES {"data", "forward", "backward", "allreduce", "update"}
+
 /* One data-parallel step: zero gradients, forward and backward on this rank's
  * b_local rows (x, y, global sample ids), gradients scaled by 1 / global_batch
  * and summed over comm together with the control flags (stop_local: this rank
  * received a stop signal), then one Adam step. Adds this rank's summed loss
- * to *loss_sum and its correct predictions to *correct. Returns STEP_* bits,
- * identical on every rank. Allocation-free. */
+ * to *loss_sum and its correct predictions to *correct, and the time of each
+ * phase to *times (may be NULL). Returns STEP_* bits, identical on every rank.
+ * Allocation-free. */
 int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
-               int stop_local, int *pred, double *loss_sum, int64_t *correct);
+               int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times);
 
 #endif
