@@ -37,6 +37,7 @@ int mlp_create(Mlp *m, const int *sizes, int num_layers, float dropout, int max_
         return err_set(e, "dropout must be in [0, 1), got %g", (double)dropout);
     m->num_layers = num_layers;
     m->dropout = dropout;
+    m->in_scale = 1.0f;
     m->max_batch = max_batch;
     size_t widest = 0, act_floats = 0;
     for (int l = 0; l <= num_layers; l++) {
@@ -121,7 +122,8 @@ double mlp_backward(Mlp *m, const float *x, const uint8_t *labels, int B, float 
 {
     const int L = m->num_layers;
     float *d = m->delta[0], *other = m->delta[1];
-    double loss = softmax_xent(d, pred, m->act[L - 1], labels, B, m->sizes[L], grad_scale);
+    double loss = softmax_xent(d, pred, m->act[L - 1], labels, B, m->sizes[L], grad_scale,
+                               m->label_smoothing);
     const float scale = m->fwd_scale;
     for (int l = L - 1; l >= 0; l--) {
         const float *in = l == 0 ? x : m->act[l - 1];
@@ -135,6 +137,37 @@ double mlp_backward(Mlp *m, const float *x, const uint8_t *labels, int B, float 
         }
     }
     return loss;
+}
+
+void mlp_normalize_input(const Mlp *m, float *x, int B)
+{
+    if (m->in_mean == 0.0f && m->in_scale == 1.0f)
+        return;
+    const size_t n = (size_t)B * m->sizes[0];
+    const float mu = m->in_mean, k = m->in_scale;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] = (x[i] - mu) * k;
+}
+
+void mlp_max_norm(Mlp *m, float c)
+{
+    for (int l = 0; l < m->num_layers - 1; l++) {
+        const int in = m->sizes[l], out = m->sizes[l + 1];
+        float *W = m->W[l];
+        /* Column norms of W[in,out]: threads own columns, rows summed in order. */
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < out; j++) {
+            double s = 0;
+            for (int i = 0; i < in; i++)
+                s += (double)W[(size_t)i * out + j] * W[(size_t)i * out + j];
+            if (s > (double)c * c) {
+                const float f = (float)(c / sqrt(s));
+                for (int i = 0; i < in; i++)
+                    W[(size_t)i * out + j] *= f;
+            }
+        }
+    }
 }
 
 uint64_t mlp_checksum(const Mlp *m)

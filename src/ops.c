@@ -82,8 +82,9 @@ void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale)
 }
 
 double softmax_xent(float *dlogits, int *pred, const float *logits, const uint8_t *labels, int B,
-                    int C, float grad_scale)
+                    int C, float grad_scale, float smoothing)
 {
+    const float off = smoothing / (float)C, on = 1.0f - smoothing + off;
     double loss = 0.0;
 #pragma omp parallel for schedule(static) reduction(+ : loss)
     for (int i = 0; i < B; i++) {
@@ -102,14 +103,23 @@ double softmax_xent(float *dlogits, int *pred, const float *logits, const uint8_
         const double lse = zmax + log(sum);
         if (pred)
             pred[i] = arg;
-        if (labels)
-            loss += lse - z[labels[i]];
+        if (labels) {
+            /* -sum_c t_c log p_c with log p_c = z_c - lse and sum_c t_c = 1 */
+            double zt = (1.0 - smoothing) * z[labels[i]];
+            if (smoothing > 0.0f) {
+                double zsum = 0;
+                for (int c = 0; c < C; c++)
+                    zsum += z[c];
+                zt += smoothing * zsum / C;
+            }
+            loss += lse - zt;
+        }
         if (dlogits) {
             float *d = dlogits + (size_t)i * C;
             const int y = labels[i];
             for (int c = 0; c < C; c++) {
                 float p = (float)exp((double)z[c] - lse);
-                d[c] = (p - (c == y ? 1.0f : 0.0f)) * grad_scale;
+                d[c] = (p - (c == y ? on : off)) * grad_scale;
             }
         }
     }

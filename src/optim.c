@@ -30,3 +30,51 @@ size_t adam_step(Adam *opt, float *restrict w, float *restrict m, float *restric
     }
     return bad;
 }
+
+double schedule_lr(const Schedule *s, int64_t t)
+{
+    if (s->warmup_steps > 0 && t <= s->warmup_steps)
+        return s->base_lr * (double)t / (double)s->warmup_steps;
+    const int64_t after = t - (s->warmup_steps > 0 ? s->warmup_steps : 0);
+    switch (s->kind) {
+    case SCHED_COSINE: {
+        const int64_t span = s->total_steps - (s->warmup_steps > 0 ? s->warmup_steps : 0);
+        if (span <= 0 || after >= span)
+            return s->min_lr;
+        const double progress = (double)after / (double)span;
+        return s->min_lr + 0.5 * (s->base_lr - s->min_lr) * (1.0 + cos(3.14159265358979323846 * progress));
+    }
+    case SCHED_STEP:
+        if (s->step_every <= 0)
+            return s->base_lr;
+        return s->base_lr * pow(s->gamma, (double)((after - 1) / s->step_every));
+    case SCHED_CONSTANT:
+    default:
+        return s->base_lr;
+    }
+}
+
+void optim_decay(float *restrict w, size_t n, float lr, float wd)
+{
+    const float f = 1.0f - lr * wd;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        w[i] *= f;
+}
+
+double optim_clip_norm(float *restrict g, size_t n, double max_norm)
+{
+    /* Sequential on purpose: a fixed summation order, so the norm (and the
+     * decision to clip) cannot depend on the thread count. */
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (double)g[i] * g[i];
+    const double norm = sqrt(sum);
+    if (norm > max_norm) {
+        const float scale = (float)(max_norm / norm);
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++)
+            g[i] *= scale;
+    }
+    return norm;
+}

@@ -199,7 +199,7 @@ void rt_evaluate(Mlp *m, const Dataset *d, size_t first_row, Batch *b, Metrics *
             b->rows[i] = start + (size_t)i;
         data_gather_batch(b->x, b->y, d, b->rows, n);
         const float *logits = mlp_forward(m, b->x, n, 0, 0, NULL);
-        out->loss_sum += softmax_xent(NULL, b->pred, logits, b->y, n, C, 0.0f);
+        out->loss_sum += softmax_xent(NULL, b->pred, logits, b->y, n, C, 0.0f, 0.0f);
         metrics_add(out, b->y, b->pred, n);
         if (!mistakes)
             continue;

@@ -17,10 +17,11 @@ static double loss_of(Mlp *m, const float *x, const uint8_t *y, int B, uint64_t 
                       const uint64_t *ids, float scale)
 {
     const float *logits = mlp_forward(m, x, B, 1, key, ids);
-    return scale * softmax_xent(NULL, NULL, logits, y, B, m->sizes[m->num_layers], 0.0f);
+    return scale * softmax_xent(NULL, NULL, logits, y, B, m->sizes[m->num_layers], 0.0f,
+                                m->label_smoothing);
 }
 
-static void check_gradients(float dropout)
+static void check_gradients(float dropout, float smoothing)
 {
     enum { B = 4 };
     const int sizes[] = {6, 5, 4, 3};
@@ -28,6 +29,7 @@ static void check_gradients(float dropout)
     Error e;
     CU_ASSERT_FATAL(mlp_create(&m, sizes, 3, dropout, B, &e) == 0);
     mlp_init_params(&m, 7);
+    m.label_smoothing = smoothing;
     /* non-zero biases so they matter */
     for (int l = 0; l < m.num_layers; l++)
         for (int j = 0; j < m.sizes[l + 1]; j++)
@@ -75,8 +77,38 @@ static void check_gradients(float dropout)
     mlp_free(&m);
 }
 
-static void test_gradients_no_dropout(void) { check_gradients(0.0f); }
-static void test_gradients_with_dropout(void) { check_gradients(0.3f); }
+static void test_gradients_no_dropout(void) { check_gradients(0.0f, 0.0f); }
+static void test_gradients_with_dropout(void) { check_gradients(0.3f, 0.0f); }
+static void test_gradients_label_smoothing(void) { check_gradients(0.2f, 0.1f); }
+
+static void test_max_norm_and_normalize(void)
+{
+    const int sizes[] = {4, 3, 2};
+    Mlp m;
+    Error e;
+    CU_ASSERT_FATAL(mlp_create(&m, sizes, 2, 0.0f, 2, &e) == 0);
+    for (int k = 0; k < 12; k++)
+        m.W[0][k] = (float)(k + 1); /* column j holds j+1, j+4, j+7, j+10 */
+    for (int k = 0; k < 6; k++)
+        m.W[1][k] = 100.0f;         /* the output layer is never constrained */
+    mlp_max_norm(&m, 10.0f);
+    for (int j = 0; j < 3; j++) {
+        double s = 0;
+        for (int i = 0; i < 4; i++)
+            s += (double)m.W[0][i * 3 + j] * m.W[0][i * 3 + j];
+        CU_ASSERT_DOUBLE_EQUAL(sqrt(s), 10.0, 1e-4);
+    }
+    /* direction kept: column 0 was (1,4,7,10) */
+    CU_ASSERT_DOUBLE_EQUAL(m.W[0][3] / m.W[0][0], 4.0, 1e-5);
+    CU_ASSERT_EQUAL(m.W[1][0], 100.0f);
+    float x[8] = {0, 0.5f, 1, 0.25f, 0, 0, 0, 0};
+    m.in_mean = 0.25f, m.in_scale = 4.0f;
+    mlp_normalize_input(&m, x, 2);
+    CU_ASSERT_EQUAL(x[0], -1.0f);
+    CU_ASSERT_EQUAL(x[2], 3.0f);
+    CU_ASSERT_EQUAL(x[3], 0.0f);
+    mlp_free(&m);
+}
 
 static void test_he_init_statistics_and_seeding(void)
 {
@@ -175,6 +207,8 @@ int test_mlp_register(void)
         return -1;
     return (CU_add_test(s, "gradient check, every parameter", test_gradients_no_dropout) &&
             CU_add_test(s, "gradient check with dropout", test_gradients_with_dropout) &&
+            CU_add_test(s, "gradient check with label smoothing", test_gradients_label_smoothing) &&
+            CU_add_test(s, "max-norm and input standardisation", test_max_norm_and_normalize) &&
             CU_add_test(s, "He init statistics and seeding", test_he_init_statistics_and_seeding) &&
             CU_add_test(s, "--layers parsing", test_parse_layers) &&
             CU_add_test(s, "overfits one batch", test_overfits_one_batch) &&

@@ -134,7 +134,7 @@ static void test_softmax_xent_matches_naive_and_fd(void)
     uint8_t labels[B] = {3, 0, 9};
     int pred[B];
     fill(z, B * C, 9, 3);
-    double loss = softmax_xent(d, pred, z, labels, B, C, 0.5f);
+    double loss = softmax_xent(d, pred, z, labels, B, C, 0.5f, 0.0f);
     double ref = 0;
     for (int i = 0; i < B; i++)
         ref += naive_xent(z + i * C, labels[i], C);
@@ -158,12 +158,28 @@ static void test_softmax_xent_matches_naive_and_fd(void)
         }
 }
 
+static void test_label_smoothing_loss_and_gradient(void)
+{
+    const float z[3] = {2.0f, -1.0f, 0.5f};
+    const uint8_t y[1] = {0};
+    float d[3];
+    const float eps = 0.3f;
+    double loss = softmax_xent(d, NULL, z, y, 1, 3, 1.0f, eps);
+    double lse = log(exp(2.0) + exp(-1.0) + exp(0.5)), ref = 0;
+    const double t[3] = {1 - eps + eps / 3, eps / 3, eps / 3};
+    for (int c = 0; c < 3; c++) {
+        ref -= t[c] * (z[c] - lse);
+        CU_ASSERT_DOUBLE_EQUAL(d[c], exp(z[c] - lse) - t[c], 1e-6);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(loss, ref, 1e-6); /* targets built from a float eps */
+}
+
 static void test_softmax_xent_extreme_logits(void)
 {
     float z[2 * 4] = {1e4f, -1e4f, 0, 3e4f, -3e4f, -3e4f, -3e4f, -3e4f};
     uint8_t labels[2] = {3, 1};
     float d[8];
-    double loss = softmax_xent(d, NULL, z, labels, 2, 4, 1.0f);
+    double loss = softmax_xent(d, NULL, z, labels, 2, 4, 1.0f, 0.0f);
     CU_ASSERT(isfinite(loss));
     /* Row 0: label is the max by 2e4, loss ~ 0. Row 1: all equal, loss = log 4. */
     CU_ASSERT_DOUBLE_EQUAL(loss, log(4.0), 1e-6);
@@ -175,7 +191,7 @@ static void test_softmax_xent_extreme_logits(void)
     /* A wrong label at a large margin: finite loss equal to the margin. */
     float w[2] = {500, -500};
     uint8_t wl[1] = {1};
-    CU_ASSERT_DOUBLE_EQUAL(softmax_xent(NULL, NULL, w, wl, 1, 2, 1.0f), 1000.0, 1e-3);
+    CU_ASSERT_DOUBLE_EQUAL(softmax_xent(NULL, NULL, w, wl, 1, 2, 1.0f, 0.0f), 1000.0, 1e-3);
 }
 
 static void test_softmax_rows_sum_to_one(void)
@@ -208,6 +224,8 @@ int test_ops_register(void)
             CU_add_test(s, "softmax-CE vs naive and finite differences",
                         test_softmax_xent_matches_naive_and_fd) &&
             CU_add_test(s, "softmax-CE at extreme logits", test_softmax_xent_extreme_logits) &&
+            CU_add_test(s, "label smoothing: loss and gradient",
+                        test_label_smoothing_loss_and_gradient) &&
             CU_add_test(s, "softmax rows sum to one", test_softmax_rows_sum_to_one))
                ? 0
                : -1;

@@ -48,6 +48,45 @@ static void test_adam_long_vector_is_elementwise(void)
     CU_ASSERT_DOUBLE_EQUAL(w[0], 1.0 - 5e-3, 1e-5);
 }
 
+static void test_schedules(void)
+{
+    Schedule c = {SCHED_CONSTANT, 0.1, 0, 1000, 0, 0, 0};
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&c, 1), 0.1, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&c, 999), 0.1, 1e-15);
+    /* warmup: linear from lr/W to lr over W steps */
+    Schedule w = {SCHED_CONSTANT, 0.1, 10, 1000, 0, 0, 0};
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&w, 1), 0.01, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&w, 5), 0.05, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&w, 10), 0.1, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&w, 11), 0.1, 1e-15);
+    /* cosine after 10 warmup steps over 100 more: half-way is the midpoint */
+    Schedule cs = {SCHED_COSINE, 0.1, 10, 110, 0, 0, 0.001};
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&cs, 10), 0.1, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&cs, 60), 0.0505, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&cs, 110), 0.001, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&cs, 500), 0.001, 1e-15);
+    CU_ASSERT(schedule_lr(&cs, 30) > schedule_lr(&cs, 31));
+    /* step decay: x0.5 every 100 steps */
+    Schedule st = {SCHED_STEP, 0.1, 0, 0, 100, 0.5, 0};
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&st, 100), 0.1, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&st, 101), 0.05, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(schedule_lr(&st, 250), 0.025, 1e-15);
+}
+
+static void test_decay_and_clip(void)
+{
+    float w[3] = {1, -2, 4};
+    optim_decay(w, 3, 0.1f, 0.5f);
+    CU_ASSERT_DOUBLE_EQUAL(w[0], 0.95, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(w[2], 3.8, 1e-6);
+    float g[2] = {3, 4};
+    CU_ASSERT_DOUBLE_EQUAL(optim_clip_norm(g, 2, 10.0), 5.0, 1e-12);
+    CU_ASSERT_EQUAL(g[0], 3.0f); /* under the limit: untouched */
+    CU_ASSERT_DOUBLE_EQUAL(optim_clip_norm(g, 2, 1.0), 5.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(g[0], 0.6, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(g[1], 0.8, 1e-6);
+}
+
 int test_optim_register(void)
 {
     CU_pSuite s = CU_add_suite("optim", NULL, NULL);
@@ -55,7 +94,9 @@ int test_optim_register(void)
         return -1;
     return (CU_add_test(s, "Adam: two steps by hand", test_adam_two_steps_by_hand) &&
             CU_add_test(s, "Adam: long vector, element-wise",
-                        test_adam_long_vector_is_elementwise))
+                        test_adam_long_vector_is_elementwise) &&
+            CU_add_test(s, "learning-rate schedules", test_schedules) &&
+            CU_add_test(s, "weight decay and gradient clipping", test_decay_and_clip))
                ? 0
                : -1;
 }

@@ -19,6 +19,8 @@ typedef struct Mlp {
     float dropout;                 /* drop probability on hidden layers */
     int max_batch;                 /* rows the activation buffers hold */
     float fwd_scale;               /* dropout scale of the last forward (1 when eval) */
+    float label_smoothing;         /* training targets (1-s) onehot + s/C (0: off) */
+    float in_mean, in_scale;       /* inputs become (x - in_mean) * in_scale (0, 1: as is) */
     size_t num_params;             /* true parameter count */
     size_t param_floats;           /* length of each flat vector below (tensors padded to 64 B) */
     float *arena;                  /* the one allocation */
@@ -60,6 +62,14 @@ double mlp_backward(Mlp *m, const float *x, const uint8_t *labels, int B, float 
  * equal on two replicas exactly when their parameters are, for all practical
  * purposes. Reads only. */
 uint64_t mlp_checksum(const Mlp *m);
+
+/* In place on x[B, sizes[0]]: x = (x - in_mean) * in_scale (the input
+ * standardisation the model was trained with). */
+void mlp_normalize_input(const Mlp *m, float *x, int B);
+
+/* Max-norm constraint (Srivastava et al. 2014): rescales each hidden unit's
+ * incoming weight vector (a column of W[l], l < L-1) to L2 norm at most c. */
+void mlp_max_norm(Mlp *m, float c);
 
 /* Sets every gradient to zero. */
 void mlp_zero_grads(Mlp *m);

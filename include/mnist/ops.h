@@ -32,12 +32,14 @@ void dense_backward(float *dx, float *dW, float *db, const float *dy, const floa
 void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale);
 
 /* Softmax cross-entropy over logits[B,C] with labels[B], computed stably via
- * log-sum-exp. Returns the SUM of per-sample losses (not the mean).
- * If dlogits is non-NULL it is overwritten with (softmax - onehot) * grad_scale
- * (it may alias logits). If pred is non-NULL it receives each row's argmax.
- * labels may be NULL only when dlogits is NULL; the return is then 0. */
+ * log-sum-exp, against targets smoothed as (1 - smoothing) onehot +
+ * smoothing / C (smoothing = 0: plain one-hot). Returns the SUM of per-sample
+ * losses (not the mean). If dlogits is non-NULL it is overwritten with
+ * (softmax - target) * grad_scale (it may alias logits). If pred is non-NULL
+ * it receives each row's argmax. labels may be NULL only when dlogits is
+ * NULL; the return is then 0. */
 double softmax_xent(float *dlogits, int *pred, const float *logits, const uint8_t *labels, int B,
-                    int C, float grad_scale);
+                    int C, float grad_scale, float smoothing);
 
 /* probs[B,C] = softmax(logits) row by row (may alias logits). */
 void softmax_rows(float *probs, const float *logits, int B, int C);
