@@ -126,6 +126,8 @@ int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *
                         sizes) == 0 &&
              h5_attr_write(file, "num_params", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &num_params) == 0 &&
              h5_attr_write(file, "dropout", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, &m->dropout) == 0 &&
+             h5_attr_write(file, "input_mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, &m->in_mean) == 0 &&
+             h5_attr_write(file, "input_scale", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 0, &m->in_scale) == 0 &&
              h5_attr_write_str(file, "rng", "splitmix64 counter streams keyed by (seed, purpose, epoch, sample)") == 0 &&
              h5_attr_write_str(file, "created_by", "mnist-dist " MNIST_VERSION) == 0 &&
              h5_attr_write_str(file, "config", config_json ? config_json : "{}") == 0 &&
@@ -445,6 +447,14 @@ int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, E
         opt->beta2 = (float)hyper[2], opt->eps = (float)hyper[3];
         meta->epoch = (int)epoch;
         meta->seed = seed;
+        /* Absent in checkpoints from before standardisation: inputs as they are. */
+        float mean = 0.0f, scale = 1.0f;
+        if (H5Aexists(file, "input_mean") > 0 &&
+            (h5_attr_read(file, "input_mean", H5T_NATIVE_FLOAT, 1, &mean, NULL) != 0 ||
+             h5_attr_read(file, "input_scale", H5T_NATIVE_FLOAT, 1, &scale, NULL) != 0 ||
+             !isfinite(mean) || !isfinite(scale) || scale <= 0.0f))
+            rc = err_set(e, "%s: malformed input_mean or input_scale attribute", path);
+        m->in_mean = mean, m->in_scale = scale;
         /* Absent in checkpoints from before mid-epoch stops: a boundary. */
         int64_t step = 0;
         memset(meta->partial, 0, sizeof meta->partial);

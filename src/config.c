@@ -55,6 +55,33 @@ static const Option TRAIN_OPTIONS[] = {
      "write a checkpoint every K epochs (0: only at the end)"},
     {"resume", OPT_STR, F(resume), "", 0, 0, "FILE|auto",
      "continue from a checkpoint; auto = the latest one in --out DIR"},
+    {"augment", OPT_STR, F(augment), "off", 0, 0, "SPEC",
+     "on-the-fly augmentation: off, default, or e.g. rotate=12,scale=0.12,shear=0.2,"
+     "translate=2,elastic=36:6"},
+    {"standardize", OPT_FLAG, F(standardize), "0", 0, 1, NULL,
+     "standardise inputs with the training rows' mean and std (an allreduce)"},
+    {"lr-schedule", OPT_STR, F(lr_schedule), "constant", 0, 0, "KIND",
+     "constant, cosine (to --lr-min at the last step) or step (x --lr-gamma every "
+     "--lr-step-epochs)"},
+    {"warmup-epochs", OPT_FLOAT, F(warmup_epochs), "0", 0, 1000, "E",
+     "linear learning-rate warmup over the first E epochs"},
+    {"lr-min", OPT_FLOAT, F(lr_min), "0", 0, 10, "RATE", "cosine schedule's final rate"},
+    {"lr-step-epochs", OPT_INT, F(lr_step_epochs), "10", 1, 1000000, "N",
+     "step schedule: decay every N epochs"},
+    {"lr-gamma", OPT_FLOAT, F(lr_gamma), "0.5", 1e-6, 1, "G", "step schedule: decay factor"},
+    {"lr-scale-with-batch", OPT_FLAG, F(lr_scale_with_batch), "0", 0, 1, NULL,
+     "linear scaling rule: multiply --lr by batch-size / 128"},
+    {"weight-decay", OPT_FLOAT, F(weight_decay), "0", 0, 1, "WD",
+     "decoupled (AdamW) weight decay on the weights, not the biases"},
+    {"max-norm", OPT_FLOAT, F(max_norm), "0", 0, 1000, "C",
+     "cap each hidden unit's incoming weight norm at C (0: off)"},
+    {"label-smoothing", OPT_FLOAT, F(label_smoothing), "0", 0, 0.5, "S",
+     "train against (1-S) one-hot + S/10 targets"},
+    {"clip-grad-norm", OPT_FLOAT, F(clip_grad_norm), "0", 0, 1e6, "N",
+     "scale the summed gradient to L2 norm at most N (0: off)"},
+    {"patience", OPT_INT, F(patience), "0", 0, 1000000, "N",
+     "stop after N epochs without a better validation loss; keeps checkpoints/best.h5 "
+     "and reports the best epoch (0: off)"},
     {"check-every", OPT_INT, F(check_every), "200", 0, 100000000, "N",
      "compare a checksum of every rank's parameters every N steps and at checkpoints (0: "
      "only at checkpoints)"},
@@ -247,6 +274,12 @@ int config_parse(Config *c, int argc, char **argv, Error *e)
             return err_set(e, "--dropout must be below 1");
         if (strcmp(c->resume, "auto") == 0 && c->out_dir[0] == '\0')
             return err_set(e, "--resume auto needs --out DIR: the run directory to resume");
+        if (strcmp(c->lr_schedule, "constant") != 0 && strcmp(c->lr_schedule, "cosine") != 0 &&
+            strcmp(c->lr_schedule, "step") != 0)
+            return err_set(e, "--lr-schedule: '%s' is not one of constant, cosine, step",
+                           c->lr_schedule);
+        if (c->patience > 0 && c->val_split == 0)
+            return err_set(e, "--patience needs validation rows (--val-split > 0)");
     }
     if ((strcmp(c->command, "evaluate") == 0 || strcmp(c->command, "predict") == 0) &&
         c->model_path[0] == '\0')

@@ -62,7 +62,7 @@ int evaluate_run(const Config *cfg_in, const Comm *comm)
         RunInfo run = {"evaluate", "", cfg.test_path, cfg.model_path, layers,
                        "", versions, comm->size, threads, meta.epoch, 0, 0, (int64_t)rows,
                        (int64_t)m.num_params, time_now_s() - t_start, 0, 0, "{}", mistakes,
-                       n_mistakes, NULL, NULL};
+                       n_mistakes, NULL, NULL, 0, ""};
         status = report_write(report_dir, &tm, &hist, &run, &e);
         if (status == 0) {
             Scores s;
@@ -209,6 +209,7 @@ int predict_run(const Config *cfg_in, const Comm *comm)
         for (int i = 0; i < n; i++)
             buf.rows[i] = start + (size_t)i;
         data_gather_batch(buf.x, d.labels ? buf.y : NULL, &d, buf.rows, n);
+        mlp_normalize_input(&m, buf.x, n);
         const float *logits = mlp_forward(&m, buf.x, n, 0, 0, NULL);
         softmax_rows(probs + start * (size_t)C, logits, n, C);
         for (int i = 0; i < n; i++) {

@@ -139,6 +139,8 @@ static cJSON *metrics_json(const Metrics *test, const Scores *s, const History *
     cJSON_AddNumberToObject(r, "val_rows", (double)run->val_rows);
     cJSON_AddNumberToObject(r, "test_rows", (double)run->test_rows);
     cJSON_AddNumberToObject(r, "epochs", run->epochs_run);
+    if (run->best_epoch > 0)
+        cJSON_AddNumberToObject(r, "best_epoch", run->best_epoch);
     add_num(r, "wall_seconds", run->wall_s);
     add_num(r, "train_seconds", run->train_s);
     cJSON_AddStringToObject(r, "checkpoint", run->checkpoint ? run->checkpoint : "");
@@ -340,7 +342,15 @@ static void table_run(Table *t, const RunInfo *run)
     cell_set(t, r, 0, "test data");
     cell_set(t, r++, 1, "%s: %lld rows", run->test_path, (long long)run->test_rows);
     cell_set(t, r, 0, "epochs");
-    cell_set(t, r++, 1, "%d", run->epochs_run);
+    if (run->best_epoch > 0)
+        cell_set(t, r++, 1, "%d (early stopping: tested the best epoch, %d, by validation loss)",
+                 run->epochs_run, run->best_epoch);
+    else
+        cell_set(t, r++, 1, "%d", run->epochs_run);
+    if (run->augment && run->augment[0] && strcmp(run->augment, "off") != 0) {
+        cell_set(t, r, 0, "augmentation");
+        cell_set(t, r++, 1, "%s", run->augment);
+    }
     cell_set(t, r, 0, "wall time");
     if (trained)
         cell_set(t, r++, 1, "%.1f s (%.1f s in training steps)", run->wall_s, run->train_s);

@@ -163,6 +163,8 @@ int rt_load_model(const char *path, const Comm *comm, int max_batch, Mlp *m, Ckp
     }
     comm_bcast(comm, meta, sizeof *meta, 0);
     comm_bcast(comm, m->params, sizeof(float) * m->param_floats, 0);
+    comm_bcast(comm, &m->in_mean, sizeof m->in_mean, 0);
+    comm_bcast(comm, &m->in_scale, sizeof m->in_scale, 0);
     return 0;
 }
 
@@ -198,6 +200,7 @@ void rt_evaluate(Mlp *m, const Dataset *d, size_t first_row, Batch *b, Metrics *
         for (int i = 0; i < n; i++)
             b->rows[i] = start + (size_t)i;
         data_gather_batch(b->x, b->y, d, b->rows, n);
+        mlp_normalize_input(m, b->x, n);
         const float *logits = mlp_forward(m, b->x, n, 0, 0, NULL);
         out->loss_sum += softmax_xent(NULL, b->pred, logits, b->y, n, C, 0.0f, 0.0f);
         metrics_add(out, b->y, b->pred, n);

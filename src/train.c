@@ -16,7 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
+#include "mnist/augment.h"
 #include "mnist/ckpt.h"
 #include "mnist/data.h"
 #include "mnist/h5data.h"
@@ -45,7 +49,16 @@ int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_
     /* Scaled by the global batch, so the sum over ranks is the true mean. */
     comm_allreduce_sum_f32(comm, m->grads, m->param_floats + MLP_CTRL_FLOATS);
     const double t3 = time_now_s();
+    /* Every rank holds the same summed gradient, so each rule below makes the
+     * same decision everywhere. */
+    if (m->clip_norm > 0.0f)
+        optim_clip_norm(m->grads, m->param_floats, m->clip_norm);
+    if (m->weight_decay > 0.0f)
+        for (int l = 0; l < m->num_layers; l++)
+            optim_decay(m->W[l], (size_t)m->sizes[l] * m->sizes[l + 1], opt->lr, m->weight_decay);
     const size_t bad = adam_step(opt, m->params, m->adam_m, m->adam_v, m->grads, m->param_floats);
+    if (m->max_norm > 0.0f)
+        mlp_max_norm(m, m->max_norm);
     if (times) {
         times->forward += t1 - t0, times->backward += t2 - t1, times->allreduce += t3 - t2;
         times->update += time_now_s() - t3;
@@ -298,6 +311,8 @@ static int resume(const Config *cfg, const Comm *comm, Mlp *m, Adam *opt, Histor
         return 0;
     /* params | grads | ctrl | adam_m | adam_v: the moments are consecutive. */
     comm_bcast(comm, m->params, sizeof(float) * m->param_floats, 0);
+    comm_bcast(comm, &m->in_mean, sizeof m->in_mean, 0);
+    comm_bcast(comm, &m->in_scale, sizeof m->in_scale, 0);
     comm_bcast(comm, m->adam_m, sizeof(float) * m->param_floats, 0);
     comm_bcast(comm, m->adam_v, sizeof(float) * m->param_floats, 0);
     comm_bcast(comm, &opt->t, sizeof opt->t, 0);
@@ -347,6 +362,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
     Mlp model = {0};
     Batch buf = {0};
     size_t *order = NULL;
+    float *aug_scratch = NULL, *best_params = NULL;
+    const uint8_t **aug_src = NULL;
     History hist = {0};
     char *cfg_json = NULL;
     char resumed_from[CONFIG_PATH_MAX] = "", last_ckpt[CONFIG_PATH_MAX + 64] = "";
@@ -359,6 +376,9 @@ int train_run(const Config *cfg_in, const Comm *comm)
     int sizes[MLP_MAX_LAYERS + 1];
     int L = mlp_parse_layers(cfg.layers, MNIST_PIXELS, MNIST_CLASSES, sizes, &e);
     status = L < 0 ? -1 : 0;
+    AugmentParams aug;
+    if (status == 0 && augment_parse(&aug, cfg.augment, &e))
+        status = err_prefix(&e, "--augment");
     if (status == 0 && cfg.batch_size < P)
         status = err_set(&e, "--batch-size %d is smaller than the %d ranks: every rank needs rows",
                          cfg.batch_size, P);
@@ -422,6 +442,18 @@ int train_run(const Config *cfg_in, const Comm *comm)
         status = batch_alloc(&buf, max_batch, &e);
     if (status == 0 && !(order = malloc(sizeof(size_t) * (shard_rows ? shard_rows : 1))))
         status = err_set(&e, "out of memory");
+#ifdef _OPENMP
+    const int aug_slots = omp_get_max_threads();
+#else
+    const int aug_slots = 1;
+#endif
+    if (status == 0 && augment_enabled(&aug) &&
+        (!(aug_scratch = malloc(sizeof(float) * augment_scratch_floats() * (size_t)aug_slots)) ||
+         !(aug_src = malloc(sizeof(*aug_src) * (size_t)b_local))))
+        status = err_set(&e, "out of memory for augmentation buffers");
+    if (status == 0 && cfg.patience > 0 &&
+        !(best_params = malloc(sizeof(float) * model.param_floats)))
+        status = err_set(&e, "out of memory");
     if ((status = rt_agree(comm, status, &e)))
         goto done;
 
@@ -440,6 +472,58 @@ int train_run(const Config *cfg_in, const Comm *comm)
             goto done;
         /* Hyper-parameters come from this command line; state from the file. */
         opt.lr = cfg.lr, opt.beta1 = cfg.beta1, opt.beta2 = cfg.beta2, opt.eps = cfg.eps;
+    }
+    model.label_smoothing = cfg.label_smoothing;
+    model.weight_decay = cfg.weight_decay;
+    model.clip_norm = cfg.clip_grad_norm;
+    model.max_norm = cfg.max_norm;
+    if (cfg.standardize && !resumed_from[0]) {
+        /* mean and std of the training pixels (in [0,1]) over every shard */
+        double sums[3] = {0, 0, (double)train.rows * MNIST_PIXELS};
+        for (size_t k = 0; k < train.rows * MNIST_PIXELS; k++) {
+            const double v = train.images[k] / 255.0;
+            sums[0] += v, sums[1] += v * v;
+        }
+        comm_allreduce_sum_f64(comm, sums, 3);
+        const double mean = sums[0] / sums[2], var = sums[1] / sums[2] - mean * mean;
+        model.in_mean = (float)mean;
+        model.in_scale = (float)(1.0 / sqrt(var > 1e-12 ? var : 1e-12));
+    }
+    const double base_lr = cfg.lr * (cfg.lr_scale_with_batch ? cfg.batch_size / 128.0 : 1.0);
+    const Schedule sched = {
+        strcmp(cfg.lr_schedule, "cosine") == 0 ? SCHED_COSINE
+        : strcmp(cfg.lr_schedule, "step") == 0 ? SCHED_STEP
+                                                : SCHED_CONSTANT,
+        base_lr,
+        (int64_t)llround(cfg.warmup_epochs * (double)steps),
+        (int64_t)cfg.epochs * (int64_t)steps,
+        (int64_t)cfg.lr_step_epochs * (int64_t)steps,
+        cfg.lr_gamma,
+        cfg.lr_min};
+    /* Early stopping state, rebuilt from the history when resuming. */
+    double best_val = INFINITY;
+    int best_epoch = 0;
+    for (int i = 0; i < hist.count; i++)
+        if (hist.items[i].val_loss < best_val)
+            best_val = hist.items[i].val_loss, best_epoch = hist.items[i].epoch;
+    if (best_params) {
+        memcpy(best_params, model.params, sizeof(float) * model.param_floats);
+        if (best_epoch > 0 && rank == 0) {
+            /* the best weights so far live in checkpoints/best.h5 */
+            char bp[CONFIG_PATH_MAX + 32];
+            snprintf(bp, sizeof bp, "%s/checkpoints/best.h5", cfg.out_dir);
+            Mlp tmp;
+            Adam ta;
+            CkptMeta tm_;
+            History th = {0};
+            if (mlp_create(&tmp, model.sizes, model.num_layers, 0, 1, &e) == 0) {
+                if (ckpt_read(bp, &tmp, &ta, &tm_, &th, &e) == 0)
+                    memcpy(best_params, tmp.params, sizeof(float) * model.param_floats);
+                mlp_free(&tmp);
+            }
+            history_free(&th);
+        }
+        comm_bcast(comm, best_params, sizeof(float) * model.param_floats, 0);
     }
     cfg_json = config_json(&cfg, comm, threads);
 
@@ -475,6 +559,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
         shuffle(order, shard_rows, rng_key((uint64_t)cfg.seed, RNG_SHUFFLE, (uint64_t)epoch,
                                            shard_first));
         const uint64_t dkey = rng_key((uint64_t)cfg.seed, RNG_DROPOUT, (uint64_t)epoch, 0);
+        const uint64_t akey = rng_key((uint64_t)cfg.seed, RNG_AUGMENT, (uint64_t)epoch, 0);
         double sums[3] = {0, 0, 0}; /* loss, correct, samples */
         int64_t correct = 0;
         double seconds_before = 0;
@@ -495,9 +580,21 @@ int train_run(const Config *cfg_in, const Comm *comm)
         for (size_t s = first_step; s < steps; s++) {
             const double td = time_now_s();
             const size_t *rows = order + s * (size_t)b_local;
-            data_gather_batch(buf.x, buf.y, &train, rows, b_local);
             for (int i = 0; i < b_local; i++)
                 buf.ids[i] = shard_first + rows[i];
+            if (aug_src) {
+                /* keyed by (seed, epoch, global row): the same image on any rank */
+                for (int i = 0; i < b_local; i++) {
+                    aug_src[i] = train.images + rows[i] * MNIST_PIXELS;
+                    buf.y[i] = train.labels[rows[i]];
+                }
+                augment_batch(buf.x, aug_src, b_local, &aug, akey, buf.ids, aug_scratch,
+                              aug_slots);
+            } else {
+                data_gather_batch(buf.x, buf.y, &train, rows, b_local);
+            }
+            mlp_normalize_input(&model, buf.x, b_local);
+            opt.lr = (float)schedule_lr(&sched, opt.t + 1);
             phase.data += time_now_s() - td;
             const double before = sums[0];
             if (opt.t + 1 == fault.nan_step && rank == P - 1)
@@ -594,8 +691,30 @@ int train_run(const Config *cfg_in, const Comm *comm)
             printf("  %.2f s  %.0f samples/s\n", st.seconds, st.samples_per_s);
             fflush(stdout);
         }
+        int early_stop = 0;
+        if (best_params && n_val) {
+            /* Validation numbers are reduced, so every rank decides alike. */
+            if (st.val_loss < best_val) {
+                best_val = st.val_loss, best_epoch = epoch;
+                memcpy(best_params, model.params, sizeof(float) * model.param_floats);
+                if (rank == 0) {
+                    char bp[CONFIG_PATH_MAX + 32];
+                    CkptMeta bm = {epoch, cfg.seed, 0, {0, 0, 0, 0}};
+                    snprintf(bp, sizeof bp, "%s/checkpoints/best.h5", cfg.out_dir);
+                    status = ckpt_write(bp, &model, &opt, &bm, &hist, cfg_json, &e);
+                }
+                if ((status = rt_agree(comm, status, &e)))
+                    goto done;
+            } else if (epoch - best_epoch >= cfg.patience && epoch < cfg.epochs) {
+                early_stop = 1;
+                if (rank == 0 && !cfg.quiet)
+                    printf("early stop: no better validation loss for %d epochs; best epoch %d "
+                           "(val loss %.4f)\n",
+                           cfg.patience, best_epoch, best_val);
+            }
+        }
         if ((cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0) ||
-            epoch == cfg.epochs || stop_at_boundary) {
+            epoch == cfg.epochs || stop_at_boundary || early_stop) {
             if (check_replicas(comm, &model, epoch, steps)) {
                 status = EXIT_FAIL;
                 goto done;
@@ -609,6 +728,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
             if ((status = rt_agree(comm, status, &e)))
                 goto done;
         }
+        if (early_stop)
+            break;
         if (stop_at_boundary) {
             if (rank == 0)
                 printf("stopped by signal %d after epoch %d; checkpoint %s; continue with "
@@ -657,6 +778,12 @@ int train_run(const Config *cfg_in, const Comm *comm)
 
     /* Final evaluation on the test set, sharded, reduced to rank 0. */
     Metrics tm = {{{0}}, 0};
+    if (best_params && best_epoch > 0) {
+        memcpy(model.params, best_params, sizeof(float) * model.param_floats);
+        if (rank == 0 && !cfg.quiet)
+            printf("evaluating the best epoch's weights (epoch %d, val loss %.4f)\n", best_epoch,
+                   best_val);
+    }
     rt_evaluate(&model, &test, test_first, &buf, &tm, mistakes, &n_mistakes);
     rt_reduce_eval(comm, &tm, mistakes, &n_mistakes);
     if (rank == 0) {
@@ -669,11 +796,15 @@ int train_run(const Config *cfg_in, const Comm *comm)
         rt_versions(versions, sizeof versions);
         if (!last_ckpt[0])
             ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, cfg.epochs, 0);
+        char aug_text[256] = "";
+        if (augment_enabled(&aug))
+            augment_format(aug_text, sizeof aug_text, &aug);
         RunInfo run = {"train", cfg.train_path, cfg.test_path, last_ckpt, layers, optimizer,
                        versions, P, threads, hist.count, (int64_t)n_train, (int64_t)n_val,
                        (int64_t)test_rows, (int64_t)model.num_params, time_now_s() - t_start,
                        train_s, median_throughput(&hist), cfg_json, mistakes, n_mistakes,
-                       phase_steps ? &phase_ms[0][0] : NULL, rss_mb};
+                       phase_steps ? &phase_ms[0][0] : NULL, rss_mb,
+                       best_params ? best_epoch : 0, aug_text};
         status = report_write(report_dir, &tm, &hist, &run, &e);
         if (status == 0) {
             Scores ts;
@@ -691,6 +822,9 @@ done:
     H5Pclose(fapl);
     free(cfg_json);
     free(order);
+    free(aug_scratch);
+    free(aug_src);
+    free(best_params);
     history_free(&hist);
     batch_free(&buf);
     mlp_free(&model);

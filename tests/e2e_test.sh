@@ -96,6 +96,52 @@ run 2 "${COMMON[@]}" --layers 64 --epochs 6 --resume "$T/full/checkpoints/epoch-
 [[ $? -ne 0 ]] && grep -q "layer sizes 784,256,128,10 but this run uses 784,64,10" "$T/log" \
   && pass "resume with other --layers is refused" || { fail "layer mismatch"; cat "$T/log"; }
 
+# --- accuracy features: augmentation, standardisation, schedules, regularisers ---------------
+FEAT=(--augment default --standardize --lr-schedule cosine --warmup-epochs 0.5 --weight-decay 1e-4
+      --max-norm 3 --label-smoothing 0.05 --clip-grad-norm 5 --patience 3)
+run 2 "${COMMON[@]}" "${FEAT[@]}" --epochs 4 --out "$T/feat" || { fail "training with every accuracy feature"; cat "$T/log"; }
+python3 - "$T/feat/report/metrics.json" <<'PY' && pass "every accuracy feature together: trains, keeps best.h5, reports the best epoch" || fail "features run"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["test"]["accuracy"] > 0.85, m["test"]["accuracy"]
+assert 1 <= m["run"]["best_epoch"] <= 4
+assert m["config"]["augment"] == "default" and m["config"]["lr-schedule"] == "cosine"
+PY
+[[ -s $T/feat/checkpoints/best.h5 ]] && grep -q "augmentation" "$T/feat/report/report.md" \
+  && pass "best.h5 kept; the report names the augmentation" || fail "best.h5 or report"
+# the cosine schedule spans --epochs, so interrupt a 4-epoch run (SIGUSR1 to
+# mpirun, forwarded to the ranks) rather than running 2 epochs then 2 more
+timeout -k 5 300 mpirun --oversubscribe -np 2 "$BIN" "${COMMON[@]}" "${FEAT[@]}" --epochs 4 \
+  --out "$T/feat2" >"$T/log" 2>&1 &
+mp=$!
+for _ in $(seq 600); do grep -Eq "^epoch +2/4" "$T/log" 2>/dev/null && break; sleep 0.05; done
+kill -USR1 "$(pgrep -P "$mp" -x mpirun)"
+wait "$mp"
+[[ $? -eq 75 ]] || fail "the interrupted run did not stop with status 75"
+run 2 "${COMMON[@]}" "${FEAT[@]}" --epochs 4 --resume auto --out "$T/feat2"
+a=$T/feat/checkpoints/epoch-0004.h5 b=$T/feat2/checkpoints/epoch-0004.h5
+if h5diff -r "$a" "$b" /model /model >/dev/null && h5diff "$a" "$b" /adam /adam >/dev/null; then
+  pass "with augmentation and a cosine schedule, resume is still bit-identical"
+else
+  fail "resume with accuracy features differs"
+fi
+# early stopping: 1,000 rows overfit fast; validation loss turns up and training stops
+head -n 2000 "$T/train.csv" > "$T/tiny.csv"
+"$BIN" convert --quiet "$T/tiny.csv" "$T/tiny.h5"
+run 1 --train "$T/tiny.h5" --test "$T/test.h5" --val-split 1000 --layers 256 --lr 0.003 \
+  --dropout 0 --patience 2 --epochs 40 --out "$T/early"
+if grep -q "^early stop: no better validation loss for 2 epochs; best epoch" "$T/log"; then
+  python3 - "$T/early/report/metrics.json" <<'PY' && pass "early stopping stops after 2 epochs without improvement and tests the best epoch" || fail "early stopping metrics"
+import json, sys
+m = json.load(open(sys.argv[1]))
+h, best = m["history"], m["run"]["best_epoch"]
+assert len(h) < 40 and len(h) == best + 2, (len(h), best)
+assert min(e["val_loss"] for e in h) == h[best - 1]["val_loss"]
+PY
+else
+  fail "early stopping did not trigger"; tail -5 "$T/log"
+fi
+
 # --- 3 ranks, uneven shards -----------------------------------------------------------
 if run 3 "${COMMON[@]}" --epochs 1 --batch-size 100 --out "$T/np3"; then
   grep -q "3 ranks" "$T/log" && [[ -s $T/np3/report/metrics.json ]] && pass "3 ranks finish an epoch" \

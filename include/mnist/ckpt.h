@@ -38,7 +38,8 @@ int ckpt_write(const char *path, const Mlp *m, const Adam *opt, const CkptMeta *
 int ckpt_read_layers(const char *path, int *sizes, Error *e);
 
 /* Loads path into m (created with the same widths; a mismatch is an error
- * naming both), opt (t and hyper-parameters), meta and h (replaced). Every
+ * naming both; also its input standardisation), opt (t and hyper-parameters),
+ * meta and h (replaced). Every
  * dataset's shape is checked against the widths, and checksums are verified. */
 int ckpt_read(const char *path, Mlp *m, Adam *opt, CkptMeta *meta, History *h, Error *e);
 

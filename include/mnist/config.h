@@ -24,6 +24,11 @@ typedef struct Config {
     int probs;                         /* predict: add class probabilities */
     int log_every;                     /* train: progress line every N steps */
     int check_every;                   /* train: replica checksum every N steps */
+    char augment[256];                 /* train: augmentation spec (augment.h) */
+    char lr_schedule[16];              /* constant, cosine, step */
+    float warmup_epochs, lr_min, lr_gamma, weight_decay, max_norm, label_smoothing;
+    float clip_grad_norm;
+    int lr_step_epochs, lr_scale_with_batch, patience, standardize;
     float dropout, lr, beta1, beta2, eps;
     int batch_size, epochs, threads, val_split, checkpoint_every;
     int64_t seed;

@@ -21,6 +21,9 @@ typedef struct Mlp {
     float fwd_scale;               /* dropout scale of the last forward (1 when eval) */
     float label_smoothing;         /* training targets (1-s) onehot + s/C (0: off) */
     float in_mean, in_scale;       /* inputs become (x - in_mean) * in_scale (0, 1: as is) */
+    float weight_decay;            /* decoupled decay of the weights per step (0: off) */
+    float clip_norm;               /* cap on the summed gradient's L2 norm (0: off) */
+    float max_norm;                /* cap on hidden units' incoming weight norms (0: off) */
     size_t num_params;             /* true parameter count */
     size_t param_floats;           /* length of each flat vector below (tensors padded to 64 B) */
     float *arena;                  /* the one allocation */

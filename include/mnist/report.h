@@ -69,6 +69,9 @@ typedef struct RunInfo {
                                 update: min, mean, max over ranks (NULL: none) */
     const double *rss_mb;    /* [3]: peak resident memory per rank, MB: min, mean, max
                                 (NULL: not measured) */
+    int best_epoch;          /* early stopping: the epoch whose weights were tested (0: the
+                                last epoch's) */
+    const char *augment;     /* the augmentation spec ("" or "off": none) */
 } RunInfo;
 
 /* Writes DIR/metrics.json, the charts (curves.png, confusion.png,

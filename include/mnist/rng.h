@@ -12,6 +12,7 @@ enum {
     RNG_INIT = 1,    /* weight initialisation: (layer) */
     RNG_SHUFFLE = 2, /* epoch order: (epoch, shard) */
     RNG_DROPOUT = 3, /* dropout masks: (epoch, sample, layer) */
+    RNG_AUGMENT = 4, /* augmentation: (epoch), then per sample inside augment */
 };
 
 /* SplitMix64's finaliser: a bijective 64-bit mix with full avalanche. */

@@ -44,7 +44,8 @@ typedef struct StepTimes {
 /* One data-parallel step: zero gradients, forward and backward on this rank's
  * b_local rows (x, y, global sample ids), gradients scaled by 1 / global_batch
  * and summed over comm together with the control flags (stop_local: this rank
- * received a stop signal), then one Adam step. Adds this rank's summed loss
+ * received a stop signal), then the model's rules and one Adam step: clip the
+ * gradient norm, decay the weights (AdamW), Adam at opt->lr, max-norm. Adds this rank's summed loss
  * to *loss_sum and its correct predictions to *correct, and the time of each
  * phase to *times (may be NULL). Returns STEP_* bits, identical on every rank.
  * Allocation-free. */
