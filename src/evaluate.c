@@ -62,7 +62,7 @@ int evaluate_run(const Config *cfg_in, const Comm *comm)
         RunInfo run = {"evaluate", "", cfg.test_path, cfg.model_path, layers,
                        "", versions, comm->size, threads, meta.epoch, 0, 0, (int64_t)rows,
                        (int64_t)m.num_params, time_now_s() - t_start, 0, 0, "{}", mistakes,
-                       n_mistakes, NULL, NULL, 0, ""};
+                       n_mistakes, NULL, NULL, 0, "", NULL, NULL, 0, 0};
         status = report_write(report_dir, &tm, &hist, &run, &e);
         if (status == 0) {
             Scores s;

@@ -838,3 +838,46 @@ int plot_mistakes(const char *path, const Mistake *items, int n, Error *e)
     }
     return chart_write(surf, cr, path, e);
 }
+
+int plot_augmented(const char *path, const uint8_t *originals, const float *augmented, int rows,
+                   int per, Error *e)
+{
+    if (rows <= 0 || per <= 0 || !originals || !augmented)
+        return err_set(e, "%s: cannot draw chart: no augmented samples", path);
+    const int cols = 1 + per;
+    const double side = MNIST_SIDE * MK_SCALE, cell = side + 16;
+    const int w = (int)(2 * MK_MARGIN + cols * cell + 12), h = (int)(MK_TOP + rows * cell + 8);
+    cairo_surface_t *surf;
+    cairo_t *cr = chart_begin(&surf, w < 420 ? 420 : w, h);
+    set_font(cr, FS_TITLE, 1);
+    set_hex(cr, C_TEXT);
+    text_at(cr, MK_MARGIN, 14, 0, 0, "Augmented training samples");
+    set_font(cr, FS_NOTE, 0);
+    set_hex(cr, C_MUTED);
+    text_at(cr, MK_MARGIN, 38, 0, 0, "left: the original; right: what training sees in different epochs");
+    cairo_status_t st = CAIRO_STATUS_SUCCESS;
+    uint8_t px[MNIST_PIXELS];
+    for (int r = 0; r < rows && st == CAIRO_STATUS_SUCCESS; r++)
+        for (int c = 0; c < cols && st == CAIRO_STATUS_SUCCESS; c++) {
+            const uint8_t *img = originals + (size_t)r * MNIST_PIXELS;
+            if (c > 0) {
+                const float *f = augmented + ((size_t)r * per + (size_t)(c - 1)) * MNIST_PIXELS;
+                for (int k = 0; k < MNIST_PIXELS; k++)
+                    px[k] = (uint8_t)lrintf(255.0f * (f[k] < 0 ? 0 : f[k] > 1 ? 1 : f[k]));
+                img = px;
+            }
+            /* a gap after the original column */
+            const double x = MK_MARGIN + c * cell + (c > 0 ? 12 : 0), y = MK_TOP + r * cell;
+            st = draw_digit(cr, x, y, img);
+            set_hex(cr, c == 0 ? 0x888888u : 0xccccccu);
+            cairo_set_line_width(cr, 1);
+            cairo_rectangle(cr, x - 0.5, y - 0.5, side + 1, side + 1);
+            cairo_stroke(cr);
+        }
+    if (st != CAIRO_STATUS_SUCCESS) {
+        cairo_destroy(cr);
+        cairo_surface_destroy(surf);
+        return err_set(e, "%s: cannot draw/write chart: %s", path, cairo_status_to_string(st));
+    }
+    return chart_write(surf, cr, path, e);
+}

@@ -545,6 +545,7 @@ int report_write(const char *dir, const Metrics *test, const History *h, const R
         {"confusion.png", "Confusion matrix", "confusion matrix heatmap, rows true label, columns predicted", 1},
         {"class_scores.png", "Per-class precision, recall and F1", "per-class precision, recall and F1 bars", 1},
         {"mistakes.png", "Most confident mistakes", "grid of the most confidently misclassified test digits", 1},
+        {"augmented.png", "Augmented training samples", "original digits and augmented versions", run->aug_rows > 0},
     };
     const int n_charts = (int)(sizeof charts / sizeof charts[0]);
     for (int i = 0; i < n_charts && rc == 0; i++) {
@@ -556,7 +557,11 @@ int report_write(const char *dir, const Metrics *test, const History *h, const R
         case 0: rc = plot_curves(path, h, e); break;
         case 1: rc = plot_confusion(path, test->confusion, e); break;
         case 2: rc = plot_class_scores(path, &s, e); break;
-        default: rc = plot_mistakes(path, run->mistakes, run->n_mistakes, e); break;
+        case 3: rc = plot_mistakes(path, run->mistakes, run->n_mistakes, e); break;
+        default:
+            rc = plot_augmented(path, run->aug_originals, run->aug_images, run->aug_rows,
+                                run->aug_per, e);
+            break;
         }
     }
     if (rc)

@@ -797,15 +797,32 @@ int train_run(const Config *cfg_in, const Comm *comm)
         if (!last_ckpt[0])
             ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, cfg.epochs, 0);
         char aug_text[256] = "";
-        if (augment_enabled(&aug))
+        /* examples for the report: 6 of rank 0's rows as epochs 1..5 see them */
+        enum { AUG_ROWS = 6, AUG_PER = 5 };
+        float *aug_images = NULL;
+        int aug_rows = 0;
+        if (augment_enabled(&aug) && aug_scratch) {
             augment_format(aug_text, sizeof aug_text, &aug);
+            aug_rows = train.rows < AUG_ROWS ? (int)train.rows : AUG_ROWS;
+            aug_images = malloc(sizeof(float) * MNIST_PIXELS * AUG_ROWS * AUG_PER);
+            for (int r = 0; aug_images && r < aug_rows; r++)
+                for (int k = 0; k < AUG_PER; k++)
+                    augment_image(aug_images + ((size_t)r * AUG_PER + (size_t)k) * MNIST_PIXELS,
+                                  train.images + (size_t)r * MNIST_PIXELS, &aug,
+                                  rng_key((uint64_t)cfg.seed, RNG_AUGMENT, (uint64_t)k + 1, 0),
+                                  shard_first + (size_t)r, aug_scratch);
+            if (!aug_images)
+                aug_rows = 0;
+        }
         RunInfo run = {"train", cfg.train_path, cfg.test_path, last_ckpt, layers, optimizer,
                        versions, P, threads, hist.count, (int64_t)n_train, (int64_t)n_val,
                        (int64_t)test_rows, (int64_t)model.num_params, time_now_s() - t_start,
                        train_s, median_throughput(&hist), cfg_json, mistakes, n_mistakes,
                        phase_steps ? &phase_ms[0][0] : NULL, rss_mb,
-                       best_params ? best_epoch : 0, aug_text};
+                       best_params ? best_epoch : 0, aug_text, train.images, aug_images,
+                       aug_rows, AUG_PER};
         status = report_write(report_dir, &tm, &hist, &run, &e);
+        free(aug_images);
         if (status == 0) {
             Scores ts;
             metrics_scores(&tm, &ts);

@@ -16,7 +16,6 @@
 #include "mnist/rng.h"
 #include "test_util.h"
 
-int test_augment_register(void);
 
 #define N MNIST_PIXELS
 #define S MNIST_SIDE

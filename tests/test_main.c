@@ -18,7 +18,7 @@ static const struct {
     {"optim", test_optim_register},   {"data", test_data_register},
     {"data_csv", test_data_csv_register}, {"h5", test_h5_register},
     {"ckpt", test_ckpt_register},     {"plot", test_plot_register},
-    {"report", test_report_register},
+    {"report", test_report_register}, {"augment", test_augment_register},
     {"config", test_config_register},
 };
 

@@ -17,6 +17,7 @@ int test_h5_register(void);
 int test_ckpt_register(void);
 int test_plot_register(void);
 int test_report_register(void);
+int test_augment_register(void);
 int test_config_register(void);
 
 /* Creates a fresh directory under /tmp and writes its path into dir. */

@@ -33,4 +33,10 @@ int plot_class_scores(const char *path, const Scores *s, Error *e);
  * items may be NULL only when n is 0. */
 int plot_mistakes(const char *path, const Mistake *items, int n, Error *e);
 
+/* A grid of augmentation examples: row r shows original image r (28x28
+ * bytes) and then `per` augmented versions of it (28x28 floats in [0, 1],
+ * row-major, `per` images per original). */
+int plot_augmented(const char *path, const uint8_t *originals, const float *augmented, int rows,
+                   int per, Error *e);
+
 #endif

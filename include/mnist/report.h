@@ -72,6 +72,9 @@ typedef struct RunInfo {
     int best_epoch;          /* early stopping: the epoch whose weights were tested (0: the
                                 last epoch's) */
     const char *augment;     /* the augmentation spec ("" or "off": none) */
+    const uint8_t *aug_originals; /* augmentation examples for the report (NULL: none): */
+    const float *aug_images;      /* aug_rows originals, aug_per versions of each */
+    int aug_rows, aug_per;
 } RunInfo;
 
 /* Writes DIR/metrics.json, the charts (curves.png, confusion.png,
