@@ -166,6 +166,10 @@ static hid_t open_checked(const char *path, Error *e)
     }
     char format[64];
     int64_t version = 0;
+    if (H5Aexists(file, "format") < 0) {
+        err_set(e, "%s: damaged HDF5 metadata in the root group (checksum mismatch?)", path);
+        goto fail;
+    }
     if (h5_attr_read_str(file, "format", format, sizeof format) != 0 || strcmp(format, CKPT_FORMAT) != 0) {
         err_set(e, "%s: not a mnist-dist checkpoint (no format attribute '%s')", path, CKPT_FORMAT);
         goto fail;
@@ -182,13 +186,30 @@ fail:
     return H5I_INVALID_HID;
 }
 
+/* 0 when link name exists under loc; otherwise -1 with "missing KIND
+ * SHOWN", or "damaged" when HDF5 cannot tell (a metadata checksum mismatch
+ * in files written with checksums, say). shown is name as messages show it. */
+static int need_link(hid_t loc, const char *name, const char *shown, const char *kind,
+                     const char *path, Error *e)
+{
+    const htri_t x = H5Lexists(loc, name, H5P_DEFAULT);
+    if (x > 0)
+        return 0;
+    if (x == 0)
+        return err_set(e, "%s: missing %s %s", path, kind, shown);
+    return err_set(e, "%s: damaged HDF5 metadata where %s should be (checksum mismatch?)", path,
+                   shown);
+}
+
 /* Checks that dataset name under loc exists with exactly the shape want
  * (nd = 1 or 2), without reading it. where names its group in messages. */
 static int dset_check_shape(hid_t loc, const char *name, int nd, const hsize_t *want,
                             const char *path, const char *where, Error *e)
 {
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return err_set(e, "%s: missing dataset %s/%s", path, where, name);
+    char shown[128];
+    snprintf(shown, sizeof shown, "%s/%s", where, name);
+    if (need_link(loc, name, shown, "dataset", path, e) != 0)
+        return -1;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0)
         return err_set(e, "%s: cannot open %s/%s (not a dataset?)", path, where, name);
@@ -227,8 +248,8 @@ static int layers_read(hid_t file, const char *path, int *sizes, Error *e)
         return err_set(e, "%s: layer sizes start at %d and end at %d, but a model for MNIST takes "
                           "%d inputs and gives %d classes", path, sizes[0], sizes[L],
                        MNIST_PIXELS, MNIST_CLASSES);
-    if (H5Lexists(file, "model", H5P_DEFAULT) <= 0)
-        return err_set(e, "%s: missing group model", path);
+    if (need_link(file, "model", "model", "group", path, e) != 0)
+        return -1;
     hid_t g = H5Gopen2(file, "model", H5P_DEFAULT);
     if (g < 0)
         return err_set(e, "%s: cannot open group model", path);
@@ -240,10 +261,11 @@ static int layers_read(hid_t file, const char *path, int *sizes, Error *e)
         snprintf(where, sizeof where, "model/%s", lname);
         hsize_t wd[2] = {(hsize_t)sizes[l], (hsize_t)sizes[l + 1]}, bd[1] = {wd[1]};
         params += (unsigned long long)wd[0] * wd[1] + wd[1];
-        hid_t lg = H5Lexists(g, lname, H5P_DEFAULT) > 0 ? H5Gopen2(g, lname, H5P_DEFAULT)
-                                                        : H5I_INVALID_HID;
+        hid_t lg = need_link(g, lname, where, "group", path, e) == 0
+                       ? H5Gopen2(g, lname, H5P_DEFAULT)
+                       : H5I_INVALID_HID;
         if (lg < 0)
-            rc = err_set(e, "%s: missing group %s", path, where);
+            rc = e && strstr(e->msg, where) ? -1 : err_set(e, "%s: cannot open group %s", path, where);
         else if (dset_check_shape(lg, "W", 2, wd, path, where, e) != 0 ||
                  dset_check_shape(lg, "b", 1, bd, path, where, e) != 0)
             rc = -1;
@@ -270,9 +292,76 @@ int ckpt_read_layers(const char *path, int *sizes, Error *e)
     return L;
 }
 
-/* Reads dataset name (under loc) of exactly the given shape into buf. The
- * dataset must carry its Fletcher-32 checksum and have its data stored:
- * reading an unallocated chunk would silently give fill values. */
+/* libhdf5 1.10 trusts a stored chunk's recorded size when it unfilters and
+ * copies the chunk, and over-reads its own buffer when a damaged file lies
+ * about it (found by tools/fuzz: tests/data/bad/fuzz-crashes). Checkpoints
+ * hold every dataset as exactly one Fletcher-32 chunk of little-endian
+ * floats, so check all of that before HDF5 reads a byte of data: the type,
+ * the one filter, chunk = dataset, one chunk of exactly the raw size plus 4
+ * checksum bytes, nothing filtered out, and inside the file. Also refuses a
+ * dataset without its checksum or without stored data (HDF5 would silently
+ * return fill values). */
+static int check_storage(hid_t d, int nd, const hsize_t *want, hid_t file_type, const char *path,
+                         const char *where, const char *name, Error *e)
+{
+    hid_t t = H5Dget_type(d);
+    const int type_ok = t >= 0 && H5Tequal(t, file_type) > 0;
+    if (t >= 0)
+        H5Tclose(t);
+    const size_t item = H5Tget_size(file_type);
+    if (!type_ok)
+        return err_set(e, "%s: %s/%s is not stored as little-endian float%zu", path, where, name,
+                       8 * item);
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (dcpl < 0)
+        return err_set(e, "%s: cannot read the storage layout of %s/%s", path, where, name);
+    unsigned flags = 0;
+    size_t nvals = 0;
+    hsize_t chunk[2] = {0, 0};
+    const int checksummed = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nvals,
+                                                 NULL, 0, NULL, NULL) >= 0;
+    const int one_chunk = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_nfilters(dcpl) == 1 &&
+                          H5Pget_chunk(dcpl, 2, chunk) == nd && chunk[0] == want[0] &&
+                          (nd == 1 || chunk[1] == want[1]);
+    H5Pclose(dcpl);
+    if (!checksummed)
+        return err_set(e, "%s: %s/%s has no Fletcher-32 checksum (not written by mnist-dist)", path,
+                       where, name);
+    if (!one_chunk)
+        return err_set(e, "%s: %s/%s is not stored as mnist-dist writes it (one checksummed "
+                          "chunk)", path, where, name);
+    hid_t s = H5Dget_space(d);
+    hsize_t nchunks = 0, offset[2] = {0, 0}, bytes = 0, file_bytes = 0;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    int rc = 0;
+    if (s < 0 || H5Dget_num_chunks(d, s, &nchunks) < 0)
+        rc = err_set(e, "%s: cannot read the chunk index of %s/%s", path, where, name);
+    else if (nchunks == 0)
+        rc = err_set(e, "%s: %s/%s has no data stored", path, where, name);
+    else if (nchunks != 1 || H5Dget_chunk_info(d, s, 0, offset, &mask, &addr, &bytes) < 0)
+        rc = err_set(e, "%s: damaged chunk index in %s/%s", path, where, name);
+    if (s >= 0)
+        H5Sclose(s);
+    if (rc)
+        return rc;
+    const hsize_t raw = want[0] * (nd == 2 ? want[1] : 1) * item + 4;
+    if (mask != 0 || bytes != raw)
+        return err_set(e, "%s: %s/%s: its stored chunk has %llu bytes, expected %llu (damaged "
+                          "file)", path, where, name, (unsigned long long)bytes,
+                       (unsigned long long)raw);
+    hid_t f = H5Iget_file_id(d);
+    if (f < 0 || H5Fget_filesize(f, &file_bytes) < 0 || addr == HADDR_UNDEF ||
+        addr > file_bytes || bytes > file_bytes - addr)
+        rc = err_set(e, "%s: %s/%s: its data lies beyond the end of the file (truncated?)", path,
+                     where, name);
+    if (f >= 0)
+        H5Fclose(f);
+    return rc;
+}
+
+/* Reads dataset name (under loc) of exactly the given shape into buf as
+ * mem_type (native float or double; stored as the little-endian same). */
 static int dset_read(hid_t loc, const char *name, int nd, const hsize_t *want, hid_t mem_type,
                      void *buf, const char *path, const char *where, Error *e)
 {
@@ -283,20 +372,9 @@ static int dset_read(hid_t loc, const char *name, int nd, const hsize_t *want, h
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0)
         return err_set(e, "%s: cannot open %s/%s", path, where, name);
-    hid_t dcpl = H5Dget_create_plist(d);
-    unsigned flags = 0;
-    size_t nvals = 0;
-    int checksummed = dcpl >= 0 && H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags,
-                                                         &nvals, NULL, 0, NULL, NULL) >= 0;
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    int rc = 0;
-    if (!checksummed)
-        rc = err_set(e, "%s: %s/%s has no Fletcher-32 checksum (not written by mnist-dist)", path,
-                     where, name);
-    else if (H5Dget_storage_size(d) == 0)
-        rc = err_set(e, "%s: %s/%s has no data stored", path, where, name);
-    else if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    const hid_t file_type = H5Tget_size(mem_type) == 4 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE;
+    int rc = check_storage(d, nd, want, file_type, path, where, name, e);
+    if (rc == 0 && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
         rc = err_set(e, "%s: cannot read %s/%s: checksum mismatch or truncated file", path, where,
                      name);
     H5Dclose(d);
@@ -308,8 +386,10 @@ static int dset_read(hid_t loc, const char *name, int nd, const hsize_t *want, h
 static int tensors_read(hid_t loc, const char *prefix, const char *name, Mlp *m, float *flat,
                         const char *path, Error *e)
 {
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return err_set(e, "%s: missing group %s%s", path, prefix, name);
+    char shown[64];
+    snprintf(shown, sizeof shown, "%s%s", prefix, name);
+    if (need_link(loc, name, shown, "group", path, e) != 0)
+        return -1;
     hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
     if (g < 0)
         return err_set(e, "%s: cannot open group %s%s", path, prefix, name);
@@ -318,8 +398,8 @@ static int tensors_read(hid_t loc, const char *prefix, const char *name, Mlp *m,
         char lname[32], where[96];
         snprintf(lname, sizeof lname, "dense%d", l);
         snprintf(where, sizeof where, "%s%s/%s", prefix, name, lname);
-        if (H5Lexists(g, lname, H5P_DEFAULT) <= 0) {
-            rc = err_set(e, "%s: missing group %s", path, where);
+        if (need_link(g, lname, where, "group", path, e) != 0) {
+            rc = -1;
             break;
         }
         hid_t lg = H5Gopen2(g, lname, H5P_DEFAULT);
@@ -344,8 +424,8 @@ static int tensors_read(hid_t loc, const char *prefix, const char *name, Mlp *m,
 static int history_read(hid_t file, const char *path, int64_t epochs, History *h, Error *e)
 {
     history_truncate(h, 0);
-    if (H5Lexists(file, "history", H5P_DEFAULT) <= 0)
-        return err_set(e, "%s: missing group history", path);
+    if (need_link(file, "history", "history", "group", path, e) != 0)
+        return -1;
     hid_t g = H5Gopen2(file, "history", H5P_DEFAULT);
     if (g < 0)
         return err_set(e, "%s: cannot open group history", path);

@@ -69,6 +69,12 @@ void comm_allreduce_sum_i64(const Comm *c, int64_t *buf, size_t n)
         allreduce_sum(buf, n, MPI_INT64_T, sizeof(int64_t));
 }
 
+void comm_allreduce_max_int(const Comm *c, int *buf, size_t n)
+{
+    if (c->size > 1)
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+}
+
 void comm_bcast(const Comm *c, void *buf, size_t bytes, int root)
 {
     if (c->size == 1)

@@ -82,6 +82,11 @@ static const Option TRAIN_OPTIONS[] = {
     {"patience", OPT_INT, F(patience), "0", 0, 1000000, "N",
      "stop after N epochs without a better validation loss; keeps checkpoints/best.h5 "
      "and reports the best epoch (0: off)"},
+    {"deterministic", OPT_FLAG, F(deterministic), "0", 0, 1, NULL,
+     "bit-identical weights for any rank count <= --logical-shards and any thread count "
+     "(exact fixed-point gradient sums; slower)"},
+    {"logical-shards", OPT_INT, F(logical_shards), "8", 1, 256, "M",
+     "--deterministic: training rows and each batch split into M rank-independent shards"},
     {"check-every", OPT_INT, F(check_every), "200", 0, 100000000, "N",
      "compare a checksum of every rank's parameters every N steps and at checkpoints (0: "
      "only at checkpoints)"},

@@ -104,7 +104,15 @@ static int check_stored(hid_t dset, const char *path, const char *name, hsize_t 
             rc = err_set(e, "%s: /%s has %llu rows but stores only %llu of their %llu bytes "
                             "(damaged or unfinished file)", path, name, (unsigned long long)rows,
                          (unsigned long long)stored, (unsigned long long)(rows * (cols ? cols : 1)));
-    } else if (layout != H5D_COMPACT) {
+    } else if (layout == H5D_COMPACT) {
+        /* libhdf5 copies the dataspace's worth out of the compact buffer
+         * without checking the buffer holds that much. */
+        hsize_t stored = H5Dget_storage_size(dset);
+        if (stored != rows * (cols ? cols : 1))
+            rc = err_set(e, "%s: /%s has %llu rows but its compact storage holds %llu bytes "
+                            "(damaged file)", path, name, (unsigned long long)rows,
+                         (unsigned long long)stored);
+    } else {
         rc = err_set(e, "%s: /%s has an unsupported storage layout (virtual or unknown)", path,
                      name);
     }

@@ -117,6 +117,22 @@ int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, s
     return rc;
 }
 
+int rt_load_rows(const char *path, hid_t fapl, size_t first, size_t count, int need_labels,
+                 size_t *file_rows, Dataset *out, Error *e)
+{
+    H5Data h;
+    if (h5data_open(&h, path, fapl, e))
+        return -1;
+    int rc = 0;
+    *file_rows = h.rows;
+    if (need_labels && !h.has_labels)
+        rc = err_set(e, "%s: has no /labels; training and evaluation need labelled data", path);
+    if (rc == 0)
+        rc = h5data_read(&h, first, count, out, e);
+    h5data_close(&h);
+    return rc;
+}
+
 int rt_run_dir(Config *cfg, const Comm *comm, const char *suffix, const char *subdir, Error *e)
 {
     int status = 0;

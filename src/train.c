@@ -23,11 +23,27 @@
 #include "mnist/augment.h"
 #include "mnist/ckpt.h"
 #include "mnist/data.h"
+#include "mnist/det.h"
 #include "mnist/h5data.h"
 #include "mnist/history.h"
 #include "mnist/report.h"
 #include "mnist/rng.h"
 #include "mnist/runtime.h"
+
+size_t train_update(Mlp *m, Adam *opt)
+{
+    /* Every rank holds the same summed gradient, so each rule below makes the
+     * same decision everywhere. */
+    if (m->clip_norm > 0.0f)
+        optim_clip_norm(m->grads, m->param_floats, m->clip_norm);
+    if (m->weight_decay > 0.0f)
+        for (int l = 0; l < m->num_layers; l++)
+            optim_decay(m->W[l], (size_t)m->sizes[l] * m->sizes[l + 1], opt->lr, m->weight_decay);
+    const size_t bad = adam_step(opt, m->params, m->adam_m, m->adam_v, m->grads, m->param_floats);
+    if (m->max_norm > 0.0f)
+        mlp_max_norm(m, m->max_norm);
+    return bad;
+}
 
 int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
@@ -49,16 +65,7 @@ int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_
     /* Scaled by the global batch, so the sum over ranks is the true mean. */
     comm_allreduce_sum_f32(comm, m->grads, m->param_floats + MLP_CTRL_FLOATS);
     const double t3 = time_now_s();
-    /* Every rank holds the same summed gradient, so each rule below makes the
-     * same decision everywhere. */
-    if (m->clip_norm > 0.0f)
-        optim_clip_norm(m->grads, m->param_floats, m->clip_norm);
-    if (m->weight_decay > 0.0f)
-        for (int l = 0; l < m->num_layers; l++)
-            optim_decay(m->W[l], (size_t)m->sizes[l] * m->sizes[l + 1], opt->lr, m->weight_decay);
-    const size_t bad = adam_step(opt, m->params, m->adam_m, m->adam_v, m->grads, m->param_floats);
-    if (m->max_norm > 0.0f)
-        mlp_max_norm(m, m->max_norm);
+    const size_t bad = train_update(m, opt);
     if (times) {
         times->forward += t1 - t0, times->backward += t2 - t1, times->allreduce += t3 - t2;
         times->update += time_now_s() - t3;
@@ -361,7 +368,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
     Dataset train = {0}, val = {0}, test = {0};
     Mlp model = {0};
     Batch buf = {0};
-    size_t *order = NULL;
+    size_t *order = NULL, *step_rows = NULL;
+    DetWork det = {0, 0, NULL, NULL, NULL, NULL, NULL};
     float *aug_scratch = NULL, *best_params = NULL;
     const uint8_t **aug_src = NULL;
     History hist = {0};
@@ -408,7 +416,20 @@ int train_run(const Config *cfg_in, const Comm *comm)
     if ((status = rt_agree(comm, status, &e)))
         goto done;
     const size_t n_train = train_file_rows - (size_t)cfg.val_split, n_val = (size_t)cfg.val_split;
-    status = rt_load_shard(cfg.train_path, fapl, comm, 0, n_train, 1, &dummy, &shard_first, &train, &e);
+    /* --deterministic: rows follow logical shards, whatever the rank count */
+    DetPlan plan;
+    memset(&plan, 0, sizeof plan);
+    if (cfg.deterministic) {
+        status = det_plan(&plan, n_train, cfg.batch_size, cfg.logical_shards, rank, P, &e);
+        if ((status = rt_agree(comm, status, &e)))
+            goto done;
+        shard_first = plan.local_first;
+        status = rt_load_rows(cfg.train_path, fapl, plan.local_first, plan.local_rows, 1, &dummy,
+                              &train, &e);
+    } else {
+        status = rt_load_shard(cfg.train_path, fapl, comm, 0, n_train, 1, &dummy, &shard_first,
+                               &train, &e);
+    }
     if ((status = rt_agree(comm, status, &e)))
         goto done;
     status = rt_load_shard(cfg.train_path, fapl, comm, n_train, n_val, 1, &dummy, &val_first, &val, &e);
@@ -423,9 +444,9 @@ int train_run(const Config *cfg_in, const Comm *comm)
     const size_t shard_rows = train.rows;
     size_t b_first, b_size;
     data_shard_range((size_t)cfg.batch_size, P, rank, &b_first, &b_size);
-    const int b_local = (int)b_size;
-    size_t steps = SIZE_MAX;
-    for (int r = 0; r < P; r++) {
+    const int b_local = cfg.deterministic ? plan.local_batch : (int)b_size;
+    size_t steps = cfg.deterministic ? plan.steps : SIZE_MAX;
+    for (int r = 0; r < P && !cfg.deterministic; r++) {
         size_t f, n, bf, bn;
         data_shard_range(n_train, P, r, &f, &n);
         data_shard_range((size_t)cfg.batch_size, P, r, &bf, &bn);
@@ -440,7 +461,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
         status = mlp_create(&model, sizes, L, cfg.dropout, max_batch, &e);
     if (status == 0)
         status = batch_alloc(&buf, max_batch, &e);
-    if (status == 0 && !(order = malloc(sizeof(size_t) * (shard_rows ? shard_rows : 1))))
+    if (status == 0 && (!(order = malloc(sizeof(size_t) * (shard_rows ? shard_rows : 1))) ||
+                        !(step_rows = malloc(sizeof(size_t) * (size_t)b_local))))
         status = err_set(&e, "out of memory");
 #ifdef _OPENMP
     const int aug_slots = omp_get_max_threads();
@@ -478,14 +500,14 @@ int train_run(const Config *cfg_in, const Comm *comm)
     model.clip_norm = cfg.clip_grad_norm;
     model.max_norm = cfg.max_norm;
     if (cfg.standardize && !resumed_from[0]) {
-        /* mean and std of the training pixels (in [0,1]) over every shard */
-        double sums[3] = {0, 0, (double)train.rows * MNIST_PIXELS};
-        for (size_t k = 0; k < train.rows * MNIST_PIXELS; k++) {
-            const double v = train.images[k] / 255.0;
-            sums[0] += v, sums[1] += v * v;
-        }
-        comm_allreduce_sum_f64(comm, sums, 3);
-        const double mean = sums[0] / sums[2], var = sums[1] / sums[2] - mean * mean;
+        /* mean and std of the training pixels (in [0,1]) over every shard,
+         * summed exactly in integers: the same bits for any rank count */
+        int64_t sums[3] = {0, 0, (int64_t)train.rows * MNIST_PIXELS};
+        for (size_t k = 0; k < train.rows * MNIST_PIXELS; k++)
+            sums[0] += train.images[k], sums[1] += (int64_t)train.images[k] * train.images[k];
+        comm_allreduce_sum_i64(comm, sums, 3);
+        const double mean = (double)sums[0] / (double)sums[2] / 255.0;
+        const double var = (double)sums[1] / (double)sums[2] / (255.0 * 255.0) - mean * mean;
         model.in_mean = (float)mean;
         model.in_scale = (float)(1.0 / sqrt(var > 1e-12 ? var : 1e-12));
     }
@@ -526,6 +548,11 @@ int train_run(const Config *cfg_in, const Comm *comm)
         comm_bcast(comm, best_params, sizeof(float) * model.param_floats, 0);
     }
     cfg_json = config_json(&cfg, comm, threads);
+    if (cfg.deterministic) {
+        status = det_work_create(&det, &model, &plan, threads, &e);
+        if ((status = rt_agree(comm, status, &e)))
+            goto done;
+    }
 
     char layers[256];
     rt_format_layers(layers, sizeof layers, &model);
@@ -556,8 +583,20 @@ int train_run(const Config *cfg_in, const Comm *comm)
     for (int epoch = from.epoch + 1; epoch <= cfg.epochs; epoch++) {
         /* Streams keyed by (seed, epoch, global row): a row's shuffle position
          * within its shard and its dropout masks do not depend on the rank. */
-        shuffle(order, shard_rows, rng_key((uint64_t)cfg.seed, RNG_SHUFFLE, (uint64_t)epoch,
-                                           shard_first));
+        if (cfg.deterministic) {
+            /* each logical shard shuffled on its own, keyed by its index */
+            for (int k = 0; k < plan.count; k++) {
+                const int j = plan.first + k;
+                size_t *o = order + (plan.row_first[j] - plan.local_first);
+                shuffle(o, plan.rows[j],
+                        rng_key((uint64_t)cfg.seed, RNG_SHUFFLE, (uint64_t)epoch, (uint64_t)j));
+                for (size_t i = 0; i < plan.rows[j]; i++)
+                    o[i] += plan.row_first[j] - plan.local_first;
+            }
+        } else {
+            shuffle(order, shard_rows, rng_key((uint64_t)cfg.seed, RNG_SHUFFLE, (uint64_t)epoch,
+                                               shard_first));
+        }
         const uint64_t dkey = rng_key((uint64_t)cfg.seed, RNG_DROPOUT, (uint64_t)epoch, 0);
         const uint64_t akey = rng_key((uint64_t)cfg.seed, RNG_AUGMENT, (uint64_t)epoch, 0);
         double sums[3] = {0, 0, 0}; /* loss, correct, samples */
@@ -580,6 +619,16 @@ int train_run(const Config *cfg_in, const Comm *comm)
         for (size_t s = first_step; s < steps; s++) {
             const double td = time_now_s();
             const size_t *rows = order + s * (size_t)b_local;
+            if (cfg.deterministic) {
+                /* the step's rows: each local shard's next batch[j] rows */
+                for (int k = 0, n = 0; k < plan.count; k++) {
+                    const int j = plan.first + k;
+                    const size_t *o = order + (plan.row_first[j] - plan.local_first);
+                    for (int i = 0; i < plan.batch[j]; i++)
+                        step_rows[n++] = o[s * (size_t)plan.batch[j] + (size_t)i];
+                }
+                rows = step_rows;
+            }
             for (int i = 0; i < b_local; i++)
                 buf.ids[i] = shard_first + rows[i];
             if (aug_src) {
@@ -599,9 +648,14 @@ int train_run(const Config *cfg_in, const Comm *comm)
             const double before = sums[0];
             if (opt.t + 1 == fault.nan_step && rank == P - 1)
                 buf.x[0] = NAN; /* test hook: poisons this rank's loss */
-            const int flags = train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local,
-                                         cfg.batch_size, dkey, stop_signal != 0, buf.pred,
-                                         &sums[0], &correct, &phase);
+            const int flags =
+                cfg.deterministic
+                    ? det_step(&det, &plan, &model, &opt, comm, buf.x, buf.y, buf.ids,
+                               cfg.batch_size, dkey, stop_signal != 0, buf.pred, &sums[0],
+                               &correct, &phase)
+                    : train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local,
+                                 cfg.batch_size, dkey, stop_signal != 0, buf.pred, &sums[0],
+                                 &correct, &phase);
             phase_steps++;
             sums[2] += b_local;
             if (flags & (STEP_BAD_LOSS | STEP_BAD_GRAD)) {
@@ -839,6 +893,8 @@ done:
     H5Pclose(fapl);
     free(cfg_json);
     free(order);
+    free(step_rows);
+    det_work_free(&det);
     free(aug_scratch);
     free(aug_src);
     free(best_params);

@@ -31,6 +31,9 @@ void comm_allreduce_sum_f32(const Comm *c, float *buf, size_t n);
 void comm_allreduce_sum_f64(const Comm *c, double *buf, size_t n);
 void comm_allreduce_sum_i64(const Comm *c, int64_t *buf, size_t n);
 
+/* Collective in-place maximum over ranks of n ints. */
+void comm_allreduce_max_int(const Comm *c, int *buf, size_t n);
+
 /* Collective: copies bytes of buf from root to every rank. */
 void comm_bcast(const Comm *c, void *buf, size_t bytes, int root);
 

@@ -39,6 +39,11 @@ int rt_threads(const Config *cfg, const Comm *comm);
 int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, size_t rows,
                   int need_labels, size_t *file_rows, size_t *first_row, Dataset *out, Error *e);
 
+/* Collective: opens path and reads rows [first, first + count) into out
+ * (this rank's own range; ranges may differ between ranks). */
+int rt_load_rows(const char *path, hid_t fapl, size_t first, size_t count, int need_labels,
+                 size_t *file_rows, Dataset *out, Error *e);
+
 /* Collective: rank 0 picks runs/<date>-<time><suffix> when cfg->out_dir is
  * empty and creates it (and DIR/subdir when subdir is non-NULL); every rank
  * receives the name. Returns the agreed status. */

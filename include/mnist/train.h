@@ -27,6 +27,12 @@ int predict_run(const Config *cfg, const Comm *comm);
 /* Runs `mnist-dist convert` (rank 0 works, the others wait for its status). */
 int convert_run(const Config *cfg, const Comm *comm);
 
+/* The update after the gradients are summed: clip the gradient norm (when
+ * m->clip_norm), decay the weights (m->weight_decay, AdamW), one Adam step
+ * at opt->lr, max-norm (m->max_norm). Returns the count of non-finite
+ * gradient elements. Deterministic and thread-count independent. */
+size_t train_update(Mlp *m, Adam *opt);
+
 /* What a step's allreduce told every rank (the same bits on all ranks). */
 enum {
     STEP_STOP = 1,      /* some rank was asked to stop (SIGUSR1/SIGTERM) */
