@@ -170,8 +170,7 @@ int det_step(DetWork *w, const DetPlan *p, Mlp *model, Adam *opt, const Comm *co
     for (int l = 0; l < L; l++)
         for (int which = 0; which < 2; which++) {
             const size_t off = mlp_tensor_offset(model, l, which);
-            const size_t n = which ? (size_t)model->sizes[l + 1]
-                                   : (size_t)model->sizes[l] * model->sizes[l + 1];
+            const size_t n = mlp_tensor_size(model, l, which);
             float mx = 0.0f;
             for (int k = 0; k < p->count; k++) {
                 const float *g = w->shard_grads + (size_t)k * nf + off;
@@ -197,8 +196,7 @@ int det_step(DetWork *w, const DetPlan *p, Mlp *model, Adam *opt, const Comm *co
         for (int l = 0; l < L; l++)
             for (int which = 0; which < 2; which++) {
                 const size_t off = mlp_tensor_offset(model, l, which);
-                const size_t n = which ? (size_t)model->sizes[l + 1]
-                                       : (size_t)model->sizes[l] * model->sizes[l + 1];
+                const size_t n = mlp_tensor_size(model, l, which);
                 scale_exp[2 * l + which] = det_to_fixed(w->q + off, w->shard_grads + off, nf,
                                                         p->count, n, exps[2 * l + which],
                                                         p->shards);
@@ -214,8 +212,7 @@ int det_step(DetWork *w, const DetPlan *p, Mlp *model, Adam *opt, const Comm *co
         for (int l = 0; l < L; l++)
             for (int which = 0; which < 2; which++) {
                 const size_t off = mlp_tensor_offset(model, l, which);
-                const size_t n = which ? (size_t)model->sizes[l + 1]
-                                       : (size_t)model->sizes[l] * model->sizes[l + 1];
+                const size_t n = mlp_tensor_size(model, l, which);
                 const double inv = ldexp(1.0, -scale_exp[2 * l + which]);
                 float *g = model->grads + off;
                 const int64_t *q = w->q + off;

@@ -25,6 +25,11 @@ size_t mlp_tensor_offset(const Mlp *m, int l, int which)
     return off;
 }
 
+size_t mlp_tensor_size(const Mlp *m, int l, int which)
+{
+    return which ? (size_t)m->sizes[l + 1] : (size_t)m->sizes[l] * m->sizes[l + 1];
+}
+
 int mlp_create(Mlp *m, const int *sizes, int num_layers, float dropout, int max_batch, Error *e)
 {
     memset(m, 0, sizeof *m);

@@ -153,7 +153,7 @@ static void find_bad_gradient(const Mlp *m, char *buf, size_t size)
     for (int l = 0; l < m->num_layers; l++)
         for (int which = 0; which < 2; which++) {
             const float *g = which ? m->db[l] : m->dW[l];
-            size_t n = which ? (size_t)m->sizes[l + 1] : (size_t)m->sizes[l] * m->sizes[l + 1];
+            size_t n = mlp_tensor_size(m, l, which);
             for (size_t k = 0; k < n; k++)
                 if (!isfinite(g[k])) {
                     snprintf(buf, size, "the gradient of dense%d/%s", l, which ? "b" : "W");

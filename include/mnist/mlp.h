@@ -81,6 +81,10 @@ void mlp_zero_grads(Mlp *m);
  * vectors; the same for params, grads and both moments. */
 size_t mlp_tensor_offset(const Mlp *m, int l, int which);
 
+/* Element count of layer l's W (which = 0: sizes[l] * sizes[l+1]) or b
+ * (which = 1: sizes[l+1]). */
+size_t mlp_tensor_size(const Mlp *m, int l, int which);
+
 /* Parses "512,512" into hidden widths; fills sizes with 784, the widths, 10.
  * Returns the number of dense layers or -1 with e filled. */
 int mlp_parse_layers(const char *spec, int inputs, int classes, int *sizes, Error *e);
