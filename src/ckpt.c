@@ -261,16 +261,19 @@ static int layers_read(hid_t file, const char *path, int *sizes, Error *e)
         snprintf(where, sizeof where, "model/%s", lname);
         hsize_t wd[2] = {(hsize_t)sizes[l], (hsize_t)sizes[l + 1]}, bd[1] = {wd[1]};
         params += (unsigned long long)wd[0] * wd[1] + wd[1];
-        hid_t lg = need_link(g, lname, where, "group", path, e) == 0
-                       ? H5Gopen2(g, lname, H5P_DEFAULT)
-                       : H5I_INVALID_HID;
-        if (lg < 0)
-            rc = e && strstr(e->msg, where) ? -1 : err_set(e, "%s: cannot open group %s", path, where);
-        else if (dset_check_shape(lg, "W", 2, wd, path, where, e) != 0 ||
-                 dset_check_shape(lg, "b", 1, bd, path, where, e) != 0)
+        if (need_link(g, lname, where, "group", path, e) != 0) {
             rc = -1;
-        if (lg >= 0)
-            H5Gclose(lg);
+            break;
+        }
+        hid_t lg = H5Gopen2(g, lname, H5P_DEFAULT);
+        if (lg < 0) {
+            rc = err_set(e, "%s: cannot open group %s (damaged HDF5 metadata?)", path, where);
+            break;
+        }
+        if (dset_check_shape(lg, "W", 2, wd, path, where, e) != 0 ||
+            dset_check_shape(lg, "b", 1, bd, path, where, e) != 0)
+            rc = -1;
+        H5Gclose(lg);
     }
     H5Gclose(g);
     hsize_t file_bytes = 0;
@@ -404,7 +407,7 @@ static int tensors_read(hid_t loc, const char *prefix, const char *name, Mlp *m,
         }
         hid_t lg = H5Gopen2(g, lname, H5P_DEFAULT);
         if (lg < 0) {
-            rc = err_set(e, "%s: cannot open group %s", path, where);
+            rc = err_set(e, "%s: cannot open group %s (damaged HDF5 metadata?)", path, where);
             break;
         }
         hsize_t wd[2] = {(hsize_t)m->sizes[l], (hsize_t)m->sizes[l + 1]}, bd[1] = {wd[1]};

@@ -69,6 +69,51 @@ void comm_allreduce_sum_i64(const Comm *c, int64_t *buf, size_t n)
         allreduce_sum(buf, n, MPI_INT64_T, sizeof(int64_t));
 }
 
+int comm_segments_init(const Comm *c, CommSegments *s, const size_t *counts)
+{
+    s->counts = malloc(sizeof(int) * (size_t)c->size);
+    s->displs = malloc(sizeof(int) * (size_t)c->size);
+    if (!s->counts || !s->displs) {
+        comm_segments_free(s);
+        return -1;
+    }
+    size_t off = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (counts[r] > (size_t)INT_MAX || off > (size_t)INT_MAX) {
+            comm_segments_free(s);
+            return -1;
+        }
+        s->counts[r] = (int)counts[r];
+        s->displs[r] = (int)off;
+        off += counts[r];
+    }
+    return 0;
+}
+
+void comm_segments_free(CommSegments *s)
+{
+    free(s->counts);
+    free(s->displs);
+    s->counts = s->displs = NULL;
+}
+
+void comm_reduce_scatter_f32(const Comm *c, float *buf, const CommSegments *s)
+{
+    if (c->size == 1)
+        return;
+    MPI_Reduce_scatter(MPI_IN_PLACE, buf, s->counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    /* in place, MPI leaves this rank's result at the start of the buffer */
+    memmove(buf + s->displs[c->rank], buf, sizeof(float) * (size_t)s->counts[c->rank]);
+}
+
+void comm_allgather_f32(const Comm *c, float *buf, const CommSegments *s)
+{
+    if (c->size == 1)
+        return;
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, s->counts, s->displs, MPI_FLOAT,
+                   MPI_COMM_WORLD);
+}
+
 void comm_allreduce_max_int(const Comm *c, int *buf, size_t n)
 {
     if (c->size > 1)

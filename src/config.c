@@ -87,6 +87,9 @@ static const Option TRAIN_OPTIONS[] = {
      "(exact fixed-point gradient sums; slower)"},
     {"logical-shards", OPT_INT, F(logical_shards), "8", 1, 256, "M",
      "--deterministic: training rows and each batch split into M rank-independent shards"},
+    {"shard-optimizer", OPT_INT, F(shard_optimizer), "1", 0, 1, "0|1",
+     "with several ranks: reduce-scatter the gradient, update 1/P of the parameters "
+     "per rank, allgather them (1), or allreduce and update everything everywhere (0)"},
     {"check-every", OPT_INT, F(check_every), "200", 0, 100000000, "N",
      "compare a checksum of every rank's parameters every N steps and at checkpoints (0: "
      "only at checkpoints)"},

@@ -80,14 +80,27 @@ static int check_stored(hid_t dset, const char *path, const char *name, hsize_t 
     int rc = 0;
     H5D_layout_t layout = H5Pget_layout(dcpl);
     if (layout == H5D_CHUNKED) {
-        hsize_t chunk[2] = {0, 0}, have = 0;
+        hsize_t chunk[2] = {0, 0}, have = 0, maxdims[2] = {0, 0}, dims[2] = {0, 0};
         hid_t space = H5Dget_space(dset);
         herr_t got = space < 0 ? -1 : H5Dget_num_chunks(dset, space, &have);
-        if (space >= 0)
-            H5Sclose(space);
-        if (H5Pget_chunk(dcpl, nd, chunk) != nd || chunk[0] == 0 || (nd == 2 && chunk[1] == 0) ||
-            got < 0) {
+        if (got >= 0 && H5Sget_simple_extent_dims(space, dims, maxdims) != nd)
+            got = -1;
+        const int nd_chunk = H5Pget_chunk(dcpl, nd, chunk);
+        /* libhdf5 does not check that a chunk fits the dataset's maximum
+         * shape, and over-reads when a damaged layout says it does not
+         * (found by tools/fuzz). 64 MiB is far above any chunk worth using
+         * for 784-byte rows. */
+        int fits = nd_chunk == nd && chunk[0] >= 1 && (nd == 1 || chunk[1] >= 1);
+        for (int i = 0; fits && i < nd; i++)
+            fits = maxdims[i] == H5S_UNLIMITED || chunk[i] <= maxdims[i];
+        fits = fits && chunk[0] <= ((hsize_t)64 << 20) / (nd == 2 ? chunk[1] : 1);
+        if (got < 0 || nd_chunk != nd) {
             rc = err_set(e, "%s: cannot read the chunk layout of /%s", path, name);
+        } else if (!fits) {
+            rc = err_set(e, "%s: /%s has chunks of [%llu,%llu] that do not fit its shape "
+                            "[%llu,%llu] (damaged file)", path, name,
+                         (unsigned long long)chunk[0], (unsigned long long)chunk[1],
+                         (unsigned long long)maxdims[0], (unsigned long long)maxdims[1]);
         } else {
             hsize_t want = (rows + chunk[0] - 1) / chunk[0];
             if (nd == 2)
@@ -97,7 +110,31 @@ static int check_stored(hid_t dset, const char *path, const char *name, hsize_t 
                                 "(damaged or unfinished file)", path, name,
                              (unsigned long long)rows, (unsigned long long)have,
                              (unsigned long long)want);
+            /* libhdf5 copies a whole chunk's worth out of a chunk stored
+             * unfiltered (no filters, or all skipped by its filter mask)
+             * whatever its recorded size (found by tools/fuzz), so such a
+             * chunk must be exactly raw-sized; a filtered one cannot be much
+             * larger than raw (deflate's worst case). Up to 1024 chunks are
+             * checked: each lookup walks the chunk index. */
+            const hsize_t raw = chunk[0] * (nd == 2 ? chunk[1] : 1);
+            const int nf = H5Pget_nfilters(dcpl);
+            const unsigned all = nf > 0 && nf < 32 ? (1u << nf) - 1 : 0;
+            for (hsize_t k = 0; rc == 0 && k < have && k < 1024; k++) {
+                hsize_t offset[2] = {0, 0}, bytes = 0;
+                haddr_t addr = HADDR_UNDEF;
+                unsigned mask = 0;
+                if (H5Dget_chunk_info(dset, space, k, offset, &mask, &addr, &bytes) < 0) {
+                    rc = err_set(e, "%s: damaged chunk index in /%s", path, name);
+                } else if (nf <= 0 || (mask & all) == all ? bytes != raw
+                                                           : bytes > raw + raw / 64 + 1024) {
+                    rc = err_set(e, "%s: /%s: chunk %llu stores %llu bytes for %llu bytes of data "
+                                    "(damaged file)", path, name, (unsigned long long)k,
+                                 (unsigned long long)bytes, (unsigned long long)raw);
+                }
+            }
         }
+        if (space >= 0)
+            H5Sclose(space);
     } else if (layout == H5D_CONTIGUOUS) {
         hsize_t stored = H5Dget_storage_size(dset);
         if (stored < rows * (cols ? cols : 1))

@@ -53,10 +53,12 @@ int h5_check_file(const char *path, Error *e)
     /* HDF5 looks for its signature at 0, 512, 1024, 2048, ... (after a user block). */
     unsigned char sb[64];
     ssize_t got = 0;
+    uint64_t at = 0;
     int found = 0;
     for (uint64_t off = 0; off + sizeof sig <= size; off = off ? off * 2 : 512) {
         got = pread(fd, sb, sizeof sb, (off_t)off);
         if (got >= (ssize_t)sizeof sig && memcmp(sb, sig, sizeof sig) == 0) {
+            at = off;
             found = 1;
             break;
         }
@@ -75,7 +77,12 @@ int h5_check_file(const char *path, Error *e)
             return err_set(e, "%s: truncated: the file ends inside its HDF5 superblock (%llu bytes)",
                            path, (unsigned long long)size);
         const uint64_t base = le64(sb + base_at), eof = le64(sb + base_at + 16);
-        if (base != UINT64_MAX && eof != UINT64_MAX && (base > size || eof > size - base))
+        /* HDF5 always records both; without them libhdf5 1.10 goes on to
+         * allocate gigabytes (found by tools/fuzz). */
+        if (base > at || eof == UINT64_MAX)
+            rc = err_set(e, "%s: damaged HDF5 superblock (base address %llu, end of file %llu)",
+                         path, (unsigned long long)base, (unsigned long long)eof);
+        else if (eof > size - base)
             rc = err_set(e, "%s: truncated: the file has %llu bytes but its HDF5 superblock says "
                             "%llu (an interrupted copy or download?)", path,
                          (unsigned long long)size, (unsigned long long)(base + eof));

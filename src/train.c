@@ -45,9 +45,63 @@ size_t train_update(Mlp *m, Adam *opt)
     return bad;
 }
 
+/* The sharded tail of train_step (see train.h): reduce-scatter, the rules
+ * and Adam on this rank's segment, flags by a small allreduce, allgather. */
+static int sharded_update(Mlp *m, Adam *opt, const Comm *comm, const CommSegments *shard,
+                          int stop_local, double loss, StepTimes *times, double t0, double t1,
+                          double t2)
+{
+    const size_t lo = (size_t)shard->displs[comm->rank], n = (size_t)shard->counts[comm->rank];
+    comm_reduce_scatter_f32(comm, m->grads, shard);
+    const double t3 = time_now_s();
+    if (m->clip_norm > 0.0f) {
+        double sq = 0;
+        for (size_t i = lo; i < lo + n; i++)
+            sq += (double)m->grads[i] * m->grads[i];
+        comm_allreduce_sum_f64(comm, &sq, 1);
+        const double norm = sqrt(sq);
+        if (norm > m->clip_norm) {
+            const float f = (float)(m->clip_norm / norm);
+            for (size_t i = lo; i < lo + n; i++)
+                m->grads[i] *= f;
+        }
+    }
+    if (m->weight_decay > 0.0f)
+        for (int l = 0; l < m->num_layers; l++) {
+            /* the part of W[l] inside this rank's segment */
+            const size_t a = mlp_tensor_offset(m, l, 0), b = a + mlp_tensor_size(m, l, 0);
+            const size_t from = a > lo ? a : lo, to = b < lo + n ? b : lo + n;
+            if (from < to)
+                optim_decay(m->params + from, to - from, opt->lr, m->weight_decay);
+        }
+    const size_t bad =
+        adam_step(opt, m->params + lo, m->adam_m + lo, m->adam_v + lo, m->grads + lo, n);
+    int flags[3] = {stop_local != 0, !isfinite(loss), bad > 0};
+    comm_allreduce_max_int(comm, flags, 3);
+    const double t4 = time_now_s();
+    comm_allgather_f32(comm, m->params, shard);
+    if (m->max_norm > 0.0f)
+        mlp_max_norm(m, m->max_norm);
+    if (times) {
+        times->forward += t1 - t0, times->backward += t2 - t1;
+        times->allreduce += (t3 - t2) + (time_now_s() - t4), times->update += t4 - t3;
+    }
+    return (flags[0] ? STEP_STOP : 0) | (flags[1] ? STEP_BAD_LOSS : 0) |
+           (flags[2] ? STEP_BAD_GRAD : 0);
+}
+
+void train_sync_moments(const Comm *comm, Mlp *m, const CommSegments *shard)
+{
+    if (!shard || comm->size == 1)
+        return;
+    comm_allgather_f32(comm, m->adam_m, shard);
+    comm_allgather_f32(comm, m->adam_v, shard);
+}
+
 int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
-               int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times)
+               int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times,
+               const CommSegments *shard)
 {
     const double t0 = time_now_s();
     mlp_zero_grads(m);
@@ -58,6 +112,8 @@ int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_
     *loss_sum += loss;
     for (int i = 0; i < b_local; i++)
         *correct += pred[i] == y[i];
+    if (shard && comm->size > 1)
+        return sharded_update(m, opt, comm, shard, stop_local, loss, times, t0, t1, t2);
     /* The flags ride in the control slots behind the gradients: one message. */
     memset(m->ctrl, 0, sizeof(float) * MLP_CTRL_FLOATS);
     m->ctrl[0] = stop_local ? 1.0f : 0.0f;
@@ -370,6 +426,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
     Batch buf = {0};
     size_t *order = NULL, *step_rows = NULL;
     DetWork det = {0, 0, NULL, NULL, NULL, NULL, NULL};
+    CommSegments segments = {NULL, NULL};
+    const CommSegments *shard = NULL;
     float *aug_scratch = NULL, *best_params = NULL;
     const uint8_t **aug_src = NULL;
     History hist = {0};
@@ -552,6 +610,21 @@ int train_run(const Config *cfg_in, const Comm *comm)
         status = det_work_create(&det, &model, &plan, threads, &e);
         if ((status = rt_agree(comm, status, &e)))
             goto done;
+    } else if (P > 1 && cfg.shard_optimizer) {
+        /* one 64-byte-aligned segment of the parameter vector per rank */
+        size_t *counts = malloc(sizeof(size_t) * (size_t)P);
+        status = counts ? 0 : err_set(&e, "out of memory");
+        for (int r = 0; counts && r < P; r++) {
+            size_t f, nb;
+            data_shard_range(model.param_floats / 16, P, r, &f, &nb);
+            counts[r] = nb * 16;
+        }
+        if (status == 0 && comm_segments_init(comm, &segments, counts))
+            status = err_set(&e, "cannot set up the optimizer segments");
+        free(counts);
+        if ((status = rt_agree(comm, status, &e)))
+            goto done;
+        shard = &segments;
     }
 
     char layers[256];
@@ -655,7 +728,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
                                &correct, &phase)
                     : train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local,
                                  cfg.batch_size, dkey, stop_signal != 0, buf.pred, &sums[0],
-                                 &correct, &phase);
+                                 &correct, &phase, shard);
             phase_steps++;
             sums[2] += b_local;
             if (flags & (STEP_BAD_LOSS | STEP_BAD_GRAD)) {
@@ -698,6 +771,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
                 status = EXIT_FAIL;
                 goto done;
             }
+            train_sync_moments(comm, &model, shard);
             sums[1] = (double)correct;
             comm_allreduce_sum_f64(comm, sums, 3);
             if (rank == 0) {
@@ -751,6 +825,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
             if (st.val_loss < best_val) {
                 best_val = st.val_loss, best_epoch = epoch;
                 memcpy(best_params, model.params, sizeof(float) * model.param_floats);
+                train_sync_moments(comm, &model, shard);
                 if (rank == 0) {
                     char bp[CONFIG_PATH_MAX + 32];
                     CkptMeta bm = {epoch, cfg.seed, 0, {0, 0, 0, 0}};
@@ -773,6 +848,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
                 status = EXIT_FAIL;
                 goto done;
             }
+            train_sync_moments(comm, &model, shard);
             if (rank == 0) {
                 CkptMeta meta = {epoch, cfg.seed, 0, {0, 0, 0, 0}};
                 status = ckpt_path(last_ckpt, sizeof last_ckpt, cfg.out_dir, epoch, 0)
@@ -895,6 +971,7 @@ done:
     free(order);
     free(step_rows);
     det_work_free(&det);
+    comm_segments_free(&segments);
     free(aug_scratch);
     free(aug_src);
     free(best_params);

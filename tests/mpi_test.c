@@ -70,13 +70,13 @@ static void test_split_batch_gradient(const Comm *world, const Dataset *d)
     Adam oref = {1e-3f, 0.9f, 0.999f, 1e-8f, 0}, odist = oref;
     double loss_ref = 0, loss_dist = 0;
     int64_t c_ref = 0, c_dist = 0;
-    train_step(&ref, &oref, &self, x, y, ids, B, B, 77, 0, pred, &loss_ref, &c_ref, NULL);
+    train_step(&ref, &oref, &self, x, y, ids, B, B, 77, 0, pred, &loss_ref, &c_ref, NULL, NULL);
 
     size_t first, count;
     data_shard_range(B, world->size, world->rank, &first, &count);
     int flags = train_step(&dist, &odist, world, x + first * MNIST_PIXELS, y + first, ids + first,
                            (int)count, B, 77, world->rank == world->size - 1, pred, &loss_dist,
-                           &c_dist, NULL);
+                           &c_dist, NULL, NULL);
     /* One rank's stop request reaches every rank through the same allreduce. */
     CHECK(flags == STEP_STOP, "rank %d: step flags %d, expected STEP_STOP", world->rank, flags);
     double sums[2] = {loss_dist, (double)c_dist};
@@ -119,7 +119,7 @@ static void test_replicas_stay_identical(const Comm *world, const Dataset *d)
         data_gather_batch(x, y, d, idx, B);
         loss = 0;
         int flags = train_step(&m, &opt, world, x, y, ids, B, B * world->size, 5 + (uint64_t)s, 0,
-                               pred, &loss, &correct, NULL);
+                               pred, &loss, &correct, NULL, NULL);
         CHECK(flags == 0, "step %d: flags %d", s, flags);
         comm_allreduce_sum_f64(world, &loss, 1);
         if (s == 0)
@@ -141,6 +141,70 @@ static void test_replicas_stay_identical(const Comm *world, const Dataset *d)
     mlp_free(&m);
 }
 
+/* The sharded optimizer (reduce-scatter, 1/P of the update per rank,
+ * allgather) against the allreduce path on the same batches: the same
+ * parameters within float rounding (bitwise on 2 ranks, where a + b is the
+ * only order), and after train_sync_moments every rank holds the same
+ * parameters and moments. */
+static void test_sharded_optimizer(const Comm *world, const Dataset *d)
+{
+    enum { B = 16, STEPS = 25 };
+    Mlp a, b;
+    make_model(&a, B);
+    make_model(&b, B);
+    a.weight_decay = b.weight_decay = 1e-3f;
+    a.clip_norm = b.clip_norm = 1.0f;
+    a.max_norm = b.max_norm = 2.0f;
+    Adam oa = {2e-3f, 0.9f, 0.999f, 1e-8f, 0}, ob = oa;
+    size_t *counts = malloc(sizeof(size_t) * (size_t)world->size);
+    for (int r = 0; r < world->size; r++) {
+        size_t f, nb;
+        data_shard_range(a.param_floats / 16, world->size, r, &f, &nb);
+        counts[r] = nb * 16;
+    }
+    CommSegments seg;
+    CHECK(comm_segments_init(world, &seg, counts) == 0, "segments");
+    float *x = malloc(sizeof(float) * B * MNIST_PIXELS);
+    uint8_t y[B];
+    int pred[B];
+    size_t idx[B];
+    uint64_t ids[B];
+    double la = 0, lb = 0;
+    int64_t ca = 0, cb = 0;
+    for (int s = 0; s < STEPS; s++) {
+        for (int i = 0; i < B; i++)
+            idx[i] = ((size_t)(world->rank * 97 + s * B + i)) % d->rows, ids[i] = idx[i];
+        data_gather_batch(x, y, d, idx, B);
+        int fa = train_step(&a, &oa, world, x, y, ids, B, B * world->size, 3 + (uint64_t)s, 0,
+                            pred, &la, &ca, NULL, NULL);
+        int fb = train_step(&b, &ob, world, x, y, ids, B, B * world->size, 3 + (uint64_t)s, 0,
+                            pred, &lb, &cb, NULL, &seg);
+        CHECK(fa == 0 && fb == 0, "step %d flags %d %d", s, fa, fb);
+    }
+    train_sync_moments(world, &b, &seg);
+    const double dp = rel_diff(b.params, a.params, a.param_floats);
+    const double dm = rel_diff(b.adam_m, a.adam_m, a.param_floats);
+    if (world->size <= 2)
+        CHECK(dp == 0 && dm == 0, "2 ranks: sharded update differs (params %g, moments %g)", dp, dm);
+    else
+        CHECK(dp < 1e-5 && dm < 1e-5, "sharded update differs (params %g, moments %g)", dp, dm);
+    /* replicas agree bit for bit after the allgathers */
+    float *theirs = malloc(sizeof(float) * b.param_floats);
+    const float *mine[3] = {b.params, b.adam_m, b.adam_v};
+    for (int k = 0; k < 3; k++) {
+        memcpy(theirs, mine[k], sizeof(float) * b.param_floats);
+        comm_bcast(world, theirs, sizeof(float) * b.param_floats, 0);
+        CHECK(memcmp(theirs, mine[k], sizeof(float) * b.param_floats) == 0,
+              "rank %d: sharded state %d differs from rank 0's", world->rank, k);
+    }
+    free(theirs);
+    free(x);
+    free(counts);
+    comm_segments_free(&seg);
+    mlp_free(&a);
+    mlp_free(&b);
+}
+
 int main(int argc, char **argv)
 {
     Comm world;
@@ -152,6 +216,7 @@ int main(int argc, char **argv)
     tu_synthetic(&d, 600, 21); /* the same rows on every rank */
     test_split_batch_gradient(&world, &d);
     test_replicas_stay_identical(&world, &d);
+    test_sharded_optimizer(&world, &d);
     dataset_free(&d);
     int total = failures;
     comm_allreduce_sum_i64(&world, &(int64_t){0}, 0);

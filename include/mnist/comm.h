@@ -31,6 +31,25 @@ void comm_allreduce_sum_f32(const Comm *c, float *buf, size_t n);
 void comm_allreduce_sum_f64(const Comm *c, double *buf, size_t n);
 void comm_allreduce_sum_i64(const Comm *c, int64_t *buf, size_t n);
 
+/* A float vector split into consecutive per-rank segments (MPI's int counts
+ * and offsets), built once so the collectives below allocate nothing. */
+typedef struct CommSegments {
+    int *counts, *displs;
+} CommSegments;
+
+/* counts[r] floats for rank r. -1 when out of memory or a segment exceeds
+ * MPI's int range. */
+int comm_segments_init(const Comm *c, CommSegments *s, const size_t *counts);
+void comm_segments_free(CommSegments *s);
+
+/* Collective in-place reduce-scatter: afterwards this rank's segment of buf
+ * (at its own offset) holds the sum over ranks; the rest of buf is garbage. */
+void comm_reduce_scatter_f32(const Comm *c, float *buf, const CommSegments *s);
+
+/* Collective in-place allgather: every rank's segment of buf is copied to
+ * every other rank. */
+void comm_allgather_f32(const Comm *c, float *buf, const CommSegments *s);
+
 /* Collective in-place maximum over ranks of n ints. */
 void comm_allreduce_max_int(const Comm *c, int *buf, size_t n);
 

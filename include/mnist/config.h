@@ -29,7 +29,7 @@ typedef struct Config {
     float warmup_epochs, lr_min, lr_gamma, weight_decay, max_norm, label_smoothing;
     float clip_grad_norm;
     int lr_step_epochs, lr_scale_with_batch, patience, standardize;
-    int deterministic, logical_shards;
+    int deterministic, logical_shards, shard_optimizer;
     float dropout, lr, beta1, beta2, eps;
     int batch_size, epochs, threads, val_split, checkpoint_every;
     int64_t seed;

@@ -33,6 +33,10 @@ int convert_run(const Config *cfg, const Comm *comm);
  * gradient elements. Deterministic and thread-count independent. */
 size_t train_update(Mlp *m, Adam *opt);
 
+/* Collective: after sharded steps, makes every rank's Adam moments whole
+ * again (an allgather of each). */
+void train_sync_moments(const Comm *comm, Mlp *m, const CommSegments *shard);
+
 /* What a step's allreduce told every rank (the same bits on all ranks). */
 enum {
     STEP_STOP = 1,      /* some rank was asked to stop (SIGUSR1/SIGTERM) */
@@ -53,10 +57,16 @@ typedef struct StepTimes {
  * received a stop signal), then the model's rules and one Adam step: clip the
  * gradient norm, decay the weights (AdamW), Adam at opt->lr, max-norm. Adds this rank's summed loss
  * to *loss_sum and its correct predictions to *correct, and the time of each
- * phase to *times (may be NULL). Returns STEP_* bits, identical on every rank.
- * Allocation-free. */
+ * phase to *times (may be NULL). With shard (one segment of the parameter
+ * vector per rank) the optimizer is sharded: a reduce-scatter gives each rank
+ * the summed gradient of its segment, each rank updates only that segment
+ * (Adam moments outside it go stale: gather them with train_sync_moments
+ * before saving), and an allgather shares the parameters: the same bytes on
+ * the wire as one allreduce, 1/P of the update work. Returns STEP_* bits,
+ * identical on every rank. Allocation-free. */
 int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
-               int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times);
+               int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times,
+               const CommSegments *shard);
 
 #endif
