@@ -3,8 +3,9 @@
  * datasets, wrong types, wrong shapes or disagreeing row counts, and
  * checkpoints derived from a valid one (wrong version, lying layer sizes,
  * wrong tensor shapes, flipped bytes, widths MNIST cannot use). Also writes
- * h5-good.h5 (a valid image set) and ok-ckpt-784-1-10.h5 (a valid checkpoint
- * of the smallest model), so the test can show the bases are accepted.
+ * valid files as well, so the test can show the bases are accepted:
+ * h5-good.h5 (an image set made here), ok-images.h5 (one as convert writes
+ * it) and ok-ckpt-784-1-10.h5 (a checkpoint of the smallest model).
  * usage: make_bad_h5 OUT_DIR GOOD_CKPT.h5   (exit 0, or 1 with a message) */
 #define _POSIX_C_SOURCE 200809L
 #include <hdf5.h>
@@ -15,6 +16,7 @@
 
 #include "mnist/ckpt.h"
 #include "mnist/data.h"
+#include "mnist/h5data.h"
 #include "mnist/h5util.h"
 
 enum { ROWS = 64 };
@@ -116,6 +118,18 @@ static void image_sets(void)
 {
     const hid_t u8 = H5T_STD_U8LE;
     image_set("h5-good.h5", u8, ROWS, MNIST_PIXELS, 0, u8, ROWS);
+    /* As `mnist-dist convert` writes it (checksummed metadata). */
+    {
+        Dataset d = {calloc(ROWS, MNIST_PIXELS), calloc(ROWS, 1), ROWS};
+        Error e;
+        char path[4096];
+        path_of(path, sizeof path, "ok-images.h5");
+        for (size_t i = 0; d.images && d.labels && i < ROWS; i++)
+            d.labels[i] = (uint8_t)(i % 10), d.images[i * MNIST_PIXELS + i] = 255;
+        if (!d.images || !d.labels || h5data_write(path, &d, "make_bad_h5", &e) != 0)
+            die("cannot write", path);
+        dataset_free(&d);
+    }
     image_set("h5-no-images.h5", -1, 0, 0, 0, u8, ROWS);
     image_set("h5-no-datasets.h5", -1, 0, 0, 0, -1, 0);
     image_set("h5-images-float32.h5", H5T_IEEE_F32LE, ROWS, MNIST_PIXELS, 0, u8, ROWS);
