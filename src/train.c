@@ -420,7 +420,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
     Config cfg = *cfg_in;
     const int rank = comm->rank, P = comm->size;
     Error e = {{0}};
-    int status;
+    int status, run_dir_is_new = 0;
     Dataset train = {0}, val = {0}, test = {0};
     Mlp model = {0};
     Batch buf = {0};
@@ -538,6 +538,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
         goto done;
 
     /* Only now, with data and model in hand, does the run directory appear. */
+    run_dir_is_new = cfg.out_dir[0] == '\0' || !path_exists(cfg.out_dir);
     if ((status = rt_run_dir(&cfg, comm, "", "checkpoints", &e)))
         goto done;
 
@@ -966,6 +967,14 @@ int train_run(const Config *cfg_in, const Comm *comm)
     status = rt_agree(comm, status, &e);
 
 done:
+    /* A run refused before it wrote anything (e.g. a bad --resume file)
+     * leaves no empty directories behind. */
+    if (status && status != EXIT_STOPPED && rank == 0 && run_dir_is_new && cfg.out_dir[0]) {
+        char ck[CONFIG_PATH_MAX + 32];
+        snprintf(ck, sizeof ck, "%s/checkpoints", cfg.out_dir);
+        rmdir(ck); /* both fail harmlessly when not empty */
+        rmdir(cfg.out_dir);
+    }
     H5Pclose(fapl);
     free(cfg_json);
     free(order);
