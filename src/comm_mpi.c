@@ -267,3 +267,70 @@ void comm_library_version(char *buf, size_t size)
     v[strcspn(v, "\n,")] = '\0';
     snprintf(buf, size, "%s", v);
 }
+
+int comm_shared_init(const Comm *c, CommShared *s, size_t grad_floats, size_t param_floats)
+{
+    memset(s, 0, sizeof *s);
+    if (comm_local_size(c) != c->size)
+        return 1; /* several nodes: the caller uses the message-passing path */
+    MPI_Comm *node = malloc(sizeof *node);
+    MPI_Win *win = malloc(sizeof *win);
+    s->grads = calloc((size_t)c->size, sizeof *s->grads);
+    if (!node || !win || !s->grads) {
+        free(node), free(win), free(s->grads);
+        memset(s, 0, sizeof *s);
+        return -1;
+    }
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, node);
+    MPI_Comm_rank(*node, &s->local_rank);
+    MPI_Comm_size(*node, &s->local_size);
+    /* rank 0 of the node also holds the shared parameters after its grads */
+    const size_t floats = grad_floats + (s->local_rank == 0 ? param_floats : 0);
+    float *mine = NULL;
+    if (MPI_Win_allocate_shared((MPI_Aint)(floats * sizeof(float)), sizeof(float), MPI_INFO_NULL,
+                                *node, &mine, win) != MPI_SUCCESS) {
+        MPI_Comm_free(node);
+        free(node), free(win), free(s->grads);
+        memset(s, 0, sizeof *s);
+        return -1;
+    }
+    for (int k = 0; k < s->local_size; k++) {
+        MPI_Aint size;
+        int disp;
+        float *base;
+        MPI_Win_shared_query(*win, k, &size, &disp, &base);
+        s->grads[k] = base;
+        if (k == 0)
+            s->params = base + grad_floats;
+    }
+    /* passive-target epoch for the whole run: loads and stores plus
+     * MPI_Win_sync and barriers order the accesses */
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, *win);
+    s->win = win;
+    s->node = node;
+    return 0;
+}
+
+void comm_shared_free(CommShared *s)
+{
+    if (s->win) {
+        MPI_Win *win = s->win;
+        MPI_Win_unlock_all(*win);
+        MPI_Win_free(win);
+        free(win);
+    }
+    if (s->node) {
+        MPI_Comm *node = s->node;
+        MPI_Comm_free(node);
+        free(node);
+    }
+    free(s->grads);
+    memset(s, 0, sizeof *s);
+}
+
+void comm_shared_sync(const CommShared *s)
+{
+    MPI_Win_sync(*(MPI_Win *)s->win);
+    MPI_Barrier(*(MPI_Comm *)s->node);
+    MPI_Win_sync(*(MPI_Win *)s->win);
+}

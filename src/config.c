@@ -87,9 +87,10 @@ static const Option TRAIN_OPTIONS[] = {
      "(exact fixed-point gradient sums; slower)"},
     {"logical-shards", OPT_INT, F(logical_shards), "8", 1, 256, "M",
      "--deterministic: training rows and each batch split into M rank-independent shards"},
-    {"shard-optimizer", OPT_INT, F(shard_optimizer), "1", 0, 1, "0|1",
-     "with several ranks: reduce-scatter the gradient, update 1/P of the parameters "
-     "per rank, allgather them (1), or allreduce and update everything everywhere (0)"},
+    {"shard-optimizer", OPT_INT, F(shard_optimizer), "1", 0, 2, "0|1|2",
+     "with several ranks, each updates 1/P of the parameters: 1 = on one node through "
+     "node-shared memory, else reduce-scatter + allgather; 2 = always reduce-scatter + "
+     "allgather; 0 = allreduce and every rank updates everything"},
     {"check-every", OPT_INT, F(check_every), "200", 0, 100000000, "N",
      "compare a checksum of every rank's parameters every N steps and at checkpoints (0: "
      "only at checkpoints)"},

@@ -83,6 +83,19 @@ int mlp_create(Mlp *m, const int *sizes, int num_layers, float dropout, int max_
     return 0;
 }
 
+void mlp_use_buffers(Mlp *m, float *params, float *grads)
+{
+    m->params = params;
+    m->grads = grads ? grads : m->arena + m->param_floats;
+    m->ctrl = m->grads + m->param_floats;
+    for (int l = 0; l < m->num_layers; l++) {
+        m->W[l] = m->params + mlp_tensor_offset(m, l, 0);
+        m->b[l] = m->params + mlp_tensor_offset(m, l, 1);
+        m->dW[l] = m->grads + mlp_tensor_offset(m, l, 0);
+        m->db[l] = m->grads + mlp_tensor_offset(m, l, 1);
+    }
+}
+
 void mlp_free(Mlp *m)
 {
     free(m->arena);

@@ -90,6 +90,80 @@ static int sharded_update(Mlp *m, Adam *opt, const Comm *comm, const CommSegment
            (flags[2] ? STEP_BAD_GRAD : 0);
 }
 
+/* The node-shared tail of train_step: gradients summed segment by segment
+ * straight out of every rank's shared buffer, Adam on this rank's segment of
+ * the one shared parameter copy, flags through the shared control slots. */
+static int shared_update(Mlp *m, Adam *opt, const Comm *comm, const CommShared *sh,
+                         const CommSegments *shard, int stop_local, double loss,
+                         StepTimes *times, double t0, double t1, double t2)
+{
+    const int me = sh->local_rank, P = sh->local_size;
+    const size_t lo = (size_t)shard->displs[me], n = (size_t)shard->counts[me];
+    m->ctrl[0] = stop_local ? 1.0f : 0.0f;
+    m->ctrl[1] = isfinite(loss) ? 0.0f : 1.0f;
+    m->ctrl[2] = 0.0f;
+    comm_shared_sync(sh); /* every rank's gradient is written */
+    float *own = sh->grads[me];
+    /* ranks 0..P-1 in that order: the same sum whichever rank computes it;
+     * in blocks, so each rank's contribution is one vectorised sweep */
+    enum { BLOCK = 2048 };
+    for (size_t b0 = lo; b0 < lo + n; b0 += BLOCK) {
+        const size_t len = lo + n - b0 < BLOCK ? lo + n - b0 : BLOCK;
+        float acc[BLOCK];
+        memcpy(acc, sh->grads[0] + b0, sizeof(float) * len);
+        for (int k = 1; k < P; k++) {
+            const float *g = sh->grads[k] + b0;
+            for (size_t j = 0; j < len; j++)
+                acc[j] += g[j];
+        }
+        memcpy(own + b0, acc, sizeof(float) * len);
+    }
+    int flags = 0;
+    for (int k = 0; k < P; k++) {
+        const float *ctrl = sh->grads[k] + m->param_floats;
+        flags |= (ctrl[0] > 0.0f ? STEP_STOP : 0) | (ctrl[1] > 0.0f ? STEP_BAD_LOSS : 0);
+    }
+    const double t3 = time_now_s();
+    if (m->clip_norm > 0.0f) {
+        double sq = 0;
+        for (size_t i = lo; i < lo + n; i++)
+            sq += (double)own[i] * own[i];
+        comm_allreduce_sum_f64(comm, &sq, 1);
+        const double norm = sqrt(sq);
+        if (norm > m->clip_norm) {
+            const float f = (float)(m->clip_norm / norm);
+            for (size_t i = lo; i < lo + n; i++)
+                own[i] *= f;
+        }
+    }
+    if (m->weight_decay > 0.0f)
+        for (int l = 0; l < m->num_layers; l++) {
+            const size_t a = mlp_tensor_offset(m, l, 0), b = a + mlp_tensor_size(m, l, 0);
+            const size_t from = a > lo ? a : lo, to = b < lo + n ? b : lo + n;
+            if (from < to)
+                optim_decay(m->params + from, to - from, opt->lr, m->weight_decay);
+        }
+    const size_t bad =
+        adam_step(opt, m->params + lo, m->adam_m + lo, m->adam_v + lo, own + lo, n);
+    m->ctrl[2] = bad ? 1.0f : 0.0f;
+    const double t4 = time_now_s();
+    comm_shared_sync(sh); /* every segment of the parameters is updated */
+    for (int k = 0; k < P; k++)
+        if (sh->grads[k][m->param_floats + 2] > 0.0f)
+            flags |= STEP_BAD_GRAD;
+    if (m->max_norm > 0.0f) {
+        /* one writer for the shared copy, then everyone reads it */
+        if (me == 0)
+            mlp_max_norm(m, m->max_norm);
+        comm_shared_sync(sh);
+    }
+    if (times) {
+        times->forward += t1 - t0, times->backward += t2 - t1;
+        times->allreduce += (t3 - t2) + (time_now_s() - t4), times->update += t4 - t3;
+    }
+    return flags;
+}
+
 void train_sync_moments(const Comm *comm, Mlp *m, const CommSegments *shard)
 {
     if (!shard || comm->size == 1)
@@ -101,7 +175,7 @@ void train_sync_moments(const Comm *comm, Mlp *m, const CommSegments *shard)
 int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
                int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times,
-               const CommSegments *shard)
+               const StepComm *sc)
 {
     const double t0 = time_now_s();
     mlp_zero_grads(m);
@@ -112,8 +186,11 @@ int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_
     *loss_sum += loss;
     for (int i = 0; i < b_local; i++)
         *correct += pred[i] == y[i];
-    if (shard && comm->size > 1)
-        return sharded_update(m, opt, comm, shard, stop_local, loss, times, t0, t1, t2);
+    if (sc && sc->shared && comm->size > 1)
+        return shared_update(m, opt, comm, sc->shared, sc->shard, stop_local, loss, times, t0, t1,
+                             t2);
+    if (sc && sc->shard && comm->size > 1)
+        return sharded_update(m, opt, comm, sc->shard, stop_local, loss, times, t0, t1, t2);
     /* The flags ride in the control slots behind the gradients: one message. */
     memset(m->ctrl, 0, sizeof(float) * MLP_CTRL_FLOATS);
     m->ctrl[0] = stop_local ? 1.0f : 0.0f;
@@ -428,6 +505,9 @@ int train_run(const Config *cfg_in, const Comm *comm)
     DetWork det = {0, 0, NULL, NULL, NULL, NULL, NULL};
     CommSegments segments = {NULL, NULL};
     const CommSegments *shard = NULL;
+    CommShared shared = {NULL, NULL, 0, 0, NULL, NULL};
+    StepComm step_comm = {NULL, NULL};
+    float *private_params = NULL;
     float *aug_scratch = NULL, *best_params = NULL;
     const uint8_t **aug_src = NULL;
     History hist = {0};
@@ -626,7 +706,22 @@ int train_run(const Config *cfg_in, const Comm *comm)
         if ((status = rt_agree(comm, status, &e)))
             goto done;
         shard = &segments;
+        /* one node: gradients and parameters in node-shared memory */
+        int rc = cfg.shard_optimizer == 2 ? 1
+                 : comm_shared_init(comm, &shared, model.param_floats + MLP_CTRL_FLOATS,
+                                    model.param_floats);
+        if ((status = rt_agree(comm, rc < 0 ? err_set(&e, "cannot allocate node-shared memory") : 0, &e)))
+            goto done;
+        if (rc == 0) {
+            if (shared.local_rank == 0)
+                memcpy(shared.params, model.params, sizeof(float) * model.param_floats);
+            comm_shared_sync(&shared);
+            private_params = model.params;
+            mlp_use_buffers(&model, shared.params, shared.grads[shared.local_rank]);
+            step_comm.shared = &shared;
+        }
     }
+    step_comm.shard = shard;
 
     char layers[256];
     rt_format_layers(layers, sizeof layers, &model);
@@ -729,7 +824,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
                                &correct, &phase)
                     : train_step(&model, &opt, comm, buf.x, buf.y, buf.ids, b_local,
                                  cfg.batch_size, dkey, stop_signal != 0, buf.pred, &sums[0],
-                                 &correct, &phase, shard);
+                                 &correct, &phase, &step_comm);
             phase_steps++;
             sums[2] += b_local;
             if (flags & (STEP_BAD_LOSS | STEP_BAD_GRAD)) {
@@ -871,6 +966,14 @@ int train_run(const Config *cfg_in, const Comm *comm)
         }
     }
 
+    /* Back from node-shared memory to this rank's own arena. */
+    if (private_params) {
+        memcpy(private_params, model.params, sizeof(float) * model.param_floats);
+        comm_shared_sync(&shared);
+        mlp_use_buffers(&model, private_params, NULL);
+        private_params = NULL;
+    }
+
     /* Per-phase milliseconds per step: min, mean, max over ranks. */
     double phase_ms[STEP_PHASES][3];
     {
@@ -980,6 +1083,9 @@ done:
     free(order);
     free(step_rows);
     det_work_free(&det);
+    if (private_params)
+        mlp_use_buffers(&model, private_params, NULL);
+    comm_shared_free(&shared);
     comm_segments_free(&segments);
     free(aug_scratch);
     free(aug_src);

@@ -177,8 +177,9 @@ static void test_sharded_optimizer(const Comm *world, const Dataset *d)
         data_gather_batch(x, y, d, idx, B);
         int fa = train_step(&a, &oa, world, x, y, ids, B, B * world->size, 3 + (uint64_t)s, 0,
                             pred, &la, &ca, NULL, NULL);
+        const StepComm sc = {&seg, NULL};
         int fb = train_step(&b, &ob, world, x, y, ids, B, B * world->size, 3 + (uint64_t)s, 0,
-                            pred, &lb, &cb, NULL, &seg);
+                            pred, &lb, &cb, NULL, &sc);
         CHECK(fa == 0 && fb == 0, "step %d flags %d %d", s, fa, fb);
     }
     train_sync_moments(world, &b, &seg);

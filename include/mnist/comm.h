@@ -19,7 +19,11 @@ typedef struct Comm {
  * for the whole world; works as a singleton without mpirun. 0 or -1. */
 int comm_init(int *argc, char ***argv, Comm *c);
 
-/* Finalises MPI; call on every rank on the way out. */
+/* A one-rank Comm without MPI, for commands that never talk (convert run
+ * alone): every collective is then a no-op. */
+void comm_init_serial(Comm *c);
+
+/* Finalises MPI if it was started; call on every rank on the way out. */
 void comm_finalize(void);
 
 /* Collective: returns the largest status any rank passed, so every rank
@@ -49,6 +53,30 @@ void comm_reduce_scatter_f32(const Comm *c, float *buf, const CommSegments *s);
 /* Collective in-place allgather: every rank's segment of buf is copied to
  * every other rank. */
 void comm_allgather_f32(const Comm *c, float *buf, const CommSegments *s);
+
+/* Node-shared memory for the gradient exchange on one node: each rank's
+ * gradient buffer lives in a shared window every rank of the node can read,
+ * and the parameters are a single node-wide copy. Only when all ranks share
+ * one node (see comm_shared_init). */
+typedef struct CommShared {
+    void *win;           /* the MPI window (opaque here) */
+    void *node;          /* the node communicator */
+    int local_rank, local_size;
+    float **grads;       /* grads[k]: rank k's buffer of grad_floats */
+    float *params;       /* param_floats shared by the node */
+} CommShared;
+
+/* Collective: when every rank is on this node, allocates the shared window
+ * (grad_floats per rank, param_floats once) and returns 0; returns 1 (and
+ * allocates nothing) when the ranks span several nodes; -1 on failure. */
+int comm_shared_init(const Comm *c, CommShared *s, size_t grad_floats, size_t param_floats);
+
+/* Collective: frees the window. Safe on a zeroed CommShared. */
+void comm_shared_free(CommShared *s);
+
+/* Collective over the node: makes this rank's writes to the shared memory
+ * visible to the others and waits for all of them. */
+void comm_shared_sync(const CommShared *s);
 
 /* Collective in-place maximum over ranks of n ints. */
 void comm_allreduce_max_int(const Comm *c, int *buf, size_t n);

@@ -51,22 +51,34 @@ typedef struct StepTimes {
 #define STEP_PHASES 5
 #define STEP_PHASE_NAMES {"data", "forward", "backward", "allreduce", "update"}
 
+/* How a step combines gradients across ranks. NULL or both members NULL:
+ * one allreduce of the whole gradient, every rank updates everything.
+ * shard: the sharded optimizer (segments of the parameter vector, one per
+ * rank). shared (all ranks on one node; needs shard too): gradients and
+ * parameters in node-shared memory, so each rank sums its segment straight
+ * from the others' buffers and updates the one shared parameter copy: no
+ * message at all for the gradients. */
+typedef struct StepComm {
+    const CommSegments *shard;
+    const CommShared *shared;
+} StepComm;
+
 /* One data-parallel step: zero gradients, forward and backward on this rank's
  * b_local rows (x, y, global sample ids), gradients scaled by 1 / global_batch
  * and summed over comm together with the control flags (stop_local: this rank
  * received a stop signal), then the model's rules and one Adam step: clip the
  * gradient norm, decay the weights (AdamW), Adam at opt->lr, max-norm. Adds this rank's summed loss
  * to *loss_sum and its correct predictions to *correct, and the time of each
- * phase to *times (may be NULL). With shard (one segment of the parameter
- * vector per rank) the optimizer is sharded: a reduce-scatter gives each rank
- * the summed gradient of its segment, each rank updates only that segment
- * (Adam moments outside it go stale: gather them with train_sync_moments
- * before saving), and an allgather shares the parameters: the same bytes on
- * the wire as one allreduce, 1/P of the update work. Returns STEP_* bits,
- * identical on every rank. Allocation-free. */
+ * phase to *times (may be NULL). With sc->shard the optimizer is sharded: a
+ * reduce-scatter (or, with sc->shared, a sum read from node-shared memory)
+ * gives each rank the summed gradient of its segment, each rank updates only
+ * that segment (Adam moments outside it go stale: gather them with
+ * train_sync_moments before saving), and an allgather (or the shared copy)
+ * shares the parameters. Returns STEP_* bits, identical on every rank.
+ * Allocation-free. */
 int train_step(Mlp *m, Adam *opt, const Comm *comm, const float *x, const uint8_t *y,
                const uint64_t *sample_ids, int b_local, int global_batch, uint64_t dropout_key,
                int stop_local, int *pred, double *loss_sum, int64_t *correct, StepTimes *times,
-               const CommSegments *shard);
+               const StepComm *sc);
 
 #endif
