@@ -66,7 +66,8 @@ int det_work_create(DetWork *w, const Mlp *model, const DetPlan *p, int threads,
     w->q = alloc_aligned(sizeof(int64_t) * (model->param_floats + MLP_CTRL_FLOATS));
     w->loss = calloc((size_t)p->count, sizeof *w->loss);
     w->correct = calloc((size_t)p->count, sizeof *w->correct);
-    if (!w->ws || !w->shard_grads || !w->q || !w->loss || !w->correct) {
+    w->top = calloc((size_t)p->count * 2 * MLP_MAX_LAYERS, sizeof *w->top);
+    if (!w->ws || !w->shard_grads || !w->q || !w->loss || !w->correct || !w->top) {
         det_work_free(w);
         return err_set(e, "out of memory for the deterministic workspace");
     }
@@ -92,6 +93,7 @@ void det_work_free(DetWork *w)
     free(w->q);
     free(w->loss);
     free(w->correct);
+    free(w->top);
     memset(w, 0, sizeof *w);
 }
 
@@ -113,8 +115,8 @@ int det_to_fixed(int64_t *q, const float *parts, size_t stride, int count, size_
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         int64_t s = 0;
-        for (int c = 0; c < count; c++)
-            s += (int64_t)llrint((double)parts[(size_t)c * stride + i] * scale);
+        for (int c = 0; c < count; c++) /* exact scaling, then truncation */
+            s += (int64_t)((double)parts[(size_t)c * stride + i] * scale);
         q[i] = s;
     }
     return k;
@@ -161,6 +163,22 @@ int det_step(DetWork *w, const DetPlan *p, Mlp *model, Adam *opt, const Comm *co
         for (int i = 0; i < b; i++)
             c += pred[off + i] == y[off + i];
         w->correct[k] = c;
+        /* this shard's largest |g| per tensor, while its gradient is still
+         * in cache: as bits, since for non-negative floats the bit pattern
+         * orders like the value and NaN/Inf sit at the top (an integer max
+         * vectorises) */
+        for (int t = 0; t < 2 * L; t++) {
+            const float *gt = g + mlp_tensor_offset(model, t / 2, t % 2);
+            const size_t n = mlp_tensor_size(model, t / 2, t % 2);
+            uint32_t top = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint32_t a;
+                memcpy(&a, &gt[i], sizeof a);
+                a &= 0x7fffffffu;
+                top = a > top ? a : top;
+            }
+            w->top[(size_t)k * 2 * MLP_MAX_LAYERS + (size_t)t] = top;
+        }
     }
     const double t1 = time_now_s();
 
@@ -169,17 +187,14 @@ int det_step(DetWork *w, const DetPlan *p, Mlp *model, Adam *opt, const Comm *co
     int bad_local = 0;
     for (int l = 0; l < L; l++)
         for (int which = 0; which < 2; which++) {
-            const size_t off = mlp_tensor_offset(model, l, which);
-            const size_t n = mlp_tensor_size(model, l, which);
-            float mx = 0.0f;
+            uint32_t top = 0;
             for (int k = 0; k < p->count; k++) {
-                const float *g = w->shard_grads + (size_t)k * nf + off;
-                for (size_t i = 0; i < n; i++) {
-                    const float a = fabsf(g[i]);
-                    mx = a > mx ? a : mx;
-                    bad_local |= !(a <= 3.0e38f); /* NaN or Inf */
-                }
+                const uint32_t t = w->top[(size_t)k * 2 * MLP_MAX_LAYERS + (size_t)(2 * l + which)];
+                top = t > top ? t : top;
             }
+            bad_local |= top >= 0x7f800000u; /* NaN or Inf */
+            float mx;
+            memcpy(&mx, &top, sizeof mx);
             int e;
             frexp(mx, &e);
             exps[2 * l + which] = bad_local ? 0 : e;

@@ -502,7 +502,7 @@ int train_run(const Config *cfg_in, const Comm *comm)
     Mlp model = {0};
     Batch buf = {0};
     size_t *order = NULL, *step_rows = NULL;
-    DetWork det = {0, 0, NULL, NULL, NULL, NULL, NULL};
+    DetWork det = {0, 0, NULL, NULL, NULL, NULL, NULL, NULL};
     CommSegments segments = {NULL, NULL};
     const CommSegments *shard = NULL;
     CommShared shared = {NULL, NULL, 0, 0, NULL, NULL};

@@ -49,6 +49,7 @@ typedef struct DetWork {
     int64_t *q;       /* param_floats + MLP_CTRL_FLOATS fixed-point sums */
     double *loss;     /* per local shard */
     int64_t *correct; /* per local shard */
+    uint32_t *top;    /* per local shard and tensor: the largest |g| as float bits */
 } DetWork;
 
 /* Builds the workspace for model (whose parameters the workspaces read) and
