@@ -5,7 +5,7 @@
  * While counting is on, each call is recorded with its caller's address, and
  * dladdr names the object that made it.
  *
- * Run under mpiexec with 1, 2 and 3 ranks and 2 OpenMP threads. After a few
+ * Run under mpiexec with 1, 2 and 3 ranks (2 OpenMP threads on 1 rank). After a few
  * warm-up steps (the OpenMP pool, OpenBLAS's buffers and MPI's lazily
  * created state may allocate once), it counts over STEPS whole steps of
  * each path the trainer uses: batch gather + input scaling + train_step
@@ -310,10 +310,12 @@ int main(int argc, char **argv)
         comm_finalize();
         return 1;
     }
+    /* 2 threads where the cores allow it (one rank here); more ranks with 2
+     * threads each would only oversubscribe 2 cores and spin */
     int threads = 1;
 #ifdef _OPENMP
-    omp_set_num_threads(2);
-    threads = 2;
+    threads = world.size == 1 ? 2 : 1;
+    omp_set_num_threads(threads);
 #endif
     Dl_info info;
     if (!dladdr((void *)main, &info) || !info.dli_fbase) {
