@@ -55,7 +55,7 @@ launch() {
   # forward SIGUSR1 to every rank, which then checkpoints and exits 75.
   "${cmd[@]}" &
   LAUNCHED=$!
-  trap 'echo "job: signal received, asking mnist-dist to checkpoint and stop"; kill -USR1 "$LAUNCHED" 2>/dev/null || true' USR1 TERM
+  trap 'echo "job: signal received, asking mnist-dist to checkpoint and stop"; STOP_REQUESTED=1; kill -USR1 "$LAUNCHED" 2>/dev/null || true' USR1 TERM
   local rc
   while :; do
     wait "$LAUNCHED" && rc=0 || rc=$?
@@ -74,6 +74,15 @@ finish() {
   if ((rc == 0)) && [[ -n $expected && ! -s $expected ]]; then
     echo "job: error: the launcher reported success but $expected is missing" >&2
     exit 1
+  fi
+  # After a stop request, srun --kill-on-bad-exit counts the first rank's
+  # exit 75 as a failure and ends the ranks still finishing (status 143 or
+  # 137). The stop checkpoint is complete once it has its final name, and
+  # --resume auto takes the latest one, so requeue all the same.
+  if ((rc != 0 && rc != 75 && ${STOP_REQUESTED:-0} == 1)) &&
+     compgen -G "$RUN_DIR/checkpoints/epoch-*.h5" >/dev/null; then
+    echo "job: a stop was requested and the launcher ended with status $rc (the other ranks ended once the first exited 75)"
+    rc=75
   fi
   if ((rc == 75)); then
     echo "job: mnist-dist checkpointed and stopped; requeueing job $SLURM_JOB_ID"
