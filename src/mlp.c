@@ -85,7 +85,7 @@ int mlp_create(Mlp *m, const int *sizes, int num_layers, float dropout, int max_
 
 void mlp_use_buffers(Mlp *m, float *params, float *grads)
 {
-    m->params = params;
+    m->params = params ? params : m->arena;
     m->grads = grads ? grads : m->arena + m->param_floats;
     m->ctrl = m->grads + m->param_floats;
     for (int l = 0; l < m->num_layers; l++) {

@@ -881,3 +881,184 @@ int plot_augmented(const char *path, const uint8_t *originals, const float *augm
     }
     return chart_write(surf, cr, path, e);
 }
+/* ---------------------------------------------------------------------------
+ * plot_lines */
+
+#define LINES_W 960
+#define LINES_H 600
+static const unsigned LINE_COLOURS[PLOT_MAX_SERIES] = {C_SERIES_1, C_SERIES_2, C_SERIES_3,
+                                                       0xd62728u};
+
+/* Thousands as "12k" when the axis is in thousands, else plain. */
+static void fmt_thousands(char *buf, size_t n, double v, double step)
+{
+    if (v == 0)
+        snprintf(buf, n, "0");
+    else if (step >= 1000 && fmod(v, 1000) == 0)
+        snprintf(buf, n, "%.0fk", v / 1000);
+    else
+        snprintf(buf, n, "%.*f", step >= 1 ? 0 : (int)ceil(-log10(step)), v);
+}
+
+int plot_lines(const char *path, const PlotLines *p, Error *e)
+{
+    if (p->n < 1 || p->n_series < 1 || p->n_series > PLOT_MAX_SERIES)
+        return err_set(e, "%s: a line chart needs points and 1..%d series", path, PLOT_MAX_SERIES);
+    /* Axes: x linear or log2 over the data, y from 0 to a nice maximum. */
+    double xmin = INFINITY, xmax = -INFINITY, ymax = 0;
+    for (int i = 0; i < p->n; i++) {
+        const double x = p->log2x ? log2(p->x[i]) : p->x[i];
+        xmin = fmin(xmin, x), xmax = fmax(xmax, x);
+        for (int k = 0; k < p->n_series; k++)
+            if (isfinite(p->y[k][i]))
+                ymax = fmax(ymax, p->y[k][i]);
+    }
+    if (xmax == xmin)
+        xmin -= 1, xmax += 1;
+    const double xpad = 0.04 * (xmax - xmin);
+    xmin -= xpad, xmax += xpad;
+    if (ymax <= 0)
+        ymax = 1;
+    const double ystep = nice_step(ymax * 1.08 / 6);
+    ymax = ceil(ymax * 1.08 / ystep) * ystep;
+
+    cairo_surface_t *surf;
+    cairo_t *cr = chart_begin(&surf, LINES_W, LINES_H);
+    const double fx = 110, fy = 70, fw = LINES_W - fx - 40, fh = LINES_H - fy - 90;
+#define PX(v) (fx + ((p->log2x ? log2(v) : (v)) - xmin) / (xmax - xmin) * fw)
+#define PY(v) (fy + fh - (v) / ymax * fh)
+
+    set_hex(cr, C_TEXT);
+    double title_px = 18;
+    set_font(cr, title_px, 1);
+    while (title_px > 11 && text_width(cr, p->title) > LINES_W - fx - 20)
+        set_font(cr, title_px -= 0.5, 1); /* long titles shrink to fit */
+    text_at(cr, fx, 20, 0, 0.5, p->title);
+    if (p->note[0]) {
+        set_font(cr, 13, 0);
+        set_hex(cr, C_MUTED);
+        text_at(cr, fx, 44, 0, 0.5, p->note);
+    }
+    /* y grid and labels */
+    char buf[64];
+    cairo_set_line_width(cr, 1);
+    set_font(cr, 14, 0);
+    for (double v = 0; v <= ymax + 1e-9 * ymax; v += ystep) {
+        const double y = floor(PY(v)) + 0.5;
+        set_hex(cr, C_GRID);
+        cairo_move_to(cr, fx, y), cairo_line_to(cr, fx + fw, y), cairo_stroke(cr);
+        set_hex(cr, C_TEXT);
+        fmt_thousands(buf, sizeof buf, v, ystep);
+        text_at(cr, fx - 8, y, 1, 0.5, buf);
+    }
+    /* x ticks at the data's x values (log2: 32, 64, ...) */
+    for (int i = 0; i < p->n; i++) {
+        const double x = floor(PX(p->x[i])) + 0.5;
+        set_hex(cr, C_GRID);
+        cairo_move_to(cr, x, fy), cairo_line_to(cr, x, fy + fh), cairo_stroke(cr);
+        set_hex(cr, C_TEXT);
+        snprintf(buf, sizeof buf, "%g", p->x[i]);
+        text_at(cr, x, fy + fh + 8, 0.5, 0, buf);
+    }
+    set_font(cr, 15, 0);
+    text_at(cr, fx + fw / 2, fy + fh + 36, 0.5, 0, p->xlabel);
+    cairo_save(cr);
+    cairo_translate(cr, 28, fy + fh / 2);
+    cairo_rotate(cr, -PLOT_PI / 2);
+    text_at(cr, 0, 0, 0.5, 0.5, p->ylabel);
+    cairo_restore(cr);
+    /* frame edges */
+    set_hex(cr, C_AXIS);
+    cairo_move_to(cr, fx + 0.5, fy), cairo_line_to(cr, fx + 0.5, fy + fh + 0.5);
+    cairo_line_to(cr, fx + fw, fy + fh + 0.5), cairo_stroke(cr);
+
+    /* series: lines, markers, and the value above each point */
+    for (int k = 0; k < p->n_series; k++) {
+        set_hex(cr, LINE_COLOURS[k]);
+        cairo_set_line_width(cr, 2.5);
+        int pen = 0;
+        for (int i = 0; i < p->n; i++) {
+            if (!isfinite(p->y[k][i])) {
+                pen = 0;
+                continue;
+            }
+            if (pen)
+                cairo_line_to(cr, PX(p->x[i]), PY(p->y[k][i]));
+            else
+                cairo_move_to(cr, PX(p->x[i]), PY(p->y[k][i]));
+            pen = 1;
+        }
+        if (k % 2)
+            cairo_set_dash(cr, (const double[]){8, 5}, 2, 0);
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+        set_font(cr, 12, 0);
+        for (int i = 0; i < p->n; i++) {
+            if (!isfinite(p->y[k][i]))
+                continue;
+            set_hex(cr, LINE_COLOURS[k]);
+            cairo_arc(cr, PX(p->x[i]), PY(p->y[k][i]), 4.5, 0, 2 * PLOT_PI);
+            cairo_fill(cr);
+            fmt_thousands(buf, sizeof buf, p->y[k][i], 1);
+            if (p->y[k][i] >= 1000)
+                snprintf(buf, sizeof buf, "%.1fk", p->y[k][i] / 1000);
+            set_hex(cr, C_TEXT);
+            text_at(cr, PX(p->x[i]), PY(p->y[k][i]) + (k % 2 ? 8 : -8), 0.5, k % 2 ? 0 : 1, buf);
+        }
+    }
+    /* legend inside the frame, in the first corner (top right, top left,
+     * bottom right, bottom left) whose box no line passes through */
+    set_font(cr, 14, 0);
+    int n_leg = 0;
+    while (n_leg < p->n_series && p->names[n_leg])
+        n_leg++;
+    double leg_w = 0;
+    for (int k = 0; k < n_leg; k++)
+        leg_w = fmax(leg_w, text_width(cr, p->names[k]));
+    leg_w += 40 + 24, leg_w = fmin(leg_w, fw);
+    const double leg_h = 22.0 * n_leg + 8;
+    double lx = fx + fw - leg_w - 4, ly0 = fy + 4;
+    for (int corner = 0; corner < 4 && n_leg > 0; corner++) {
+        const double cx = corner % 2 ? fx + 4 : fx + fw - leg_w - 4;
+        const double cy = corner < 2 ? fy + 4 : fy + fh - leg_h - 4;
+        int hit = 0;
+        for (int k = 0; k < p->n_series && !hit; k++)
+            for (int i = 0; i + 1 < p->n && !hit; i++) {
+                if (!isfinite(p->y[k][i]) || !isfinite(p->y[k][i + 1]))
+                    continue;
+                /* sample the segment and its value labels (a band of 24 px) */
+                for (int t = 0; t <= 20 && !hit; t++) {
+                    const double u = t / 20.0;
+                    const double px = PX(p->x[i]) + u * (PX(p->x[i + 1]) - PX(p->x[i]));
+                    const double py = PY(p->y[k][i]) + u * (PY(p->y[k][i + 1]) - PY(p->y[k][i]));
+                    hit = px > cx - 30 && px < cx + leg_w + 30 && py > cy - 24 &&
+                          py < cy + leg_h + 24;
+                }
+            }
+        if (!hit) {
+            lx = cx, ly0 = cy;
+            break;
+        }
+    }
+    if (n_leg > 0) {
+        cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
+        cairo_rectangle(cr, lx, ly0, leg_w, leg_h);
+        cairo_fill(cr);
+    }
+    double ly = ly0 + 15;
+    for (int k = 0; k < n_leg; k++) {
+        const double x0 = lx + 52;
+        set_hex(cr, LINE_COLOURS[k]);
+        cairo_set_line_width(cr, 2.5);
+        if (k % 2)
+            cairo_set_dash(cr, (const double[]){8, 5}, 2, 0);
+        cairo_move_to(cr, lx + 10, ly), cairo_line_to(cr, lx + 42, ly), cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+        set_hex(cr, C_TEXT);
+        text_at(cr, x0, ly, 0, 0.5, p->names[k]);
+        ly += 22;
+    }
+#undef PX
+#undef PY
+    return chart_write(surf, cr, path, e);
+}

@@ -45,6 +45,45 @@ size_t train_update(Mlp *m, Adam *opt)
     return bad;
 }
 
+/* The update rules on this rank's segment [lo, lo + n) of the summed
+ * gradient m->grads: clip the global gradient norm (the squares summed over
+ * ranks), decay the part of each W inside the segment (AdamW), one Adam
+ * step. Returns the count of non-finite gradient elements. */
+static size_t segment_update(Mlp *m, Adam *opt, const Comm *comm, size_t lo, size_t n)
+{
+    float *g = m->grads;
+    if (m->clip_norm > 0.0f) {
+        double sq = 0;
+        for (size_t i = lo; i < lo + n; i++)
+            sq += (double)g[i] * g[i];
+        comm_allreduce_sum_f64(comm, &sq, 1);
+        const double norm = sqrt(sq);
+        if (norm > m->clip_norm) {
+            const float f = (float)(m->clip_norm / norm);
+            for (size_t i = lo; i < lo + n; i++)
+                g[i] *= f;
+        }
+    }
+    if (m->weight_decay > 0.0f)
+        for (int l = 0; l < m->num_layers; l++) {
+            const size_t a = mlp_tensor_offset(m, l, 0), b = a + mlp_tensor_size(m, l, 0);
+            const size_t from = a > lo ? a : lo, to = b < lo + n ? b : lo + n;
+            if (from < to)
+                optim_decay(m->params + from, to - from, opt->lr, m->weight_decay);
+        }
+    return adam_step(opt, m->params + lo, m->adam_m + lo, m->adam_v + lo, g + lo, n);
+}
+
+/* Adds one sharded step's phases to *times (may be NULL): t0..t2 forward and
+ * backward, t2..t3 and t4..now the exchange, t3..t4 the update. */
+static void add_times(StepTimes *times, double t0, double t1, double t2, double t3, double t4)
+{
+    if (times) {
+        times->forward += t1 - t0, times->backward += t2 - t1;
+        times->allreduce += (t3 - t2) + (time_now_s() - t4), times->update += t4 - t3;
+    }
+}
+
 /* The sharded tail of train_step (see train.h): reduce-scatter, the rules
  * and Adam on this rank's segment, flags by a small allreduce, allgather. */
 static int sharded_update(Mlp *m, Adam *opt, const Comm *comm, const CommSegments *shard,
@@ -54,38 +93,14 @@ static int sharded_update(Mlp *m, Adam *opt, const Comm *comm, const CommSegment
     const size_t lo = (size_t)shard->displs[comm->rank], n = (size_t)shard->counts[comm->rank];
     comm_reduce_scatter_f32(comm, m->grads, shard);
     const double t3 = time_now_s();
-    if (m->clip_norm > 0.0f) {
-        double sq = 0;
-        for (size_t i = lo; i < lo + n; i++)
-            sq += (double)m->grads[i] * m->grads[i];
-        comm_allreduce_sum_f64(comm, &sq, 1);
-        const double norm = sqrt(sq);
-        if (norm > m->clip_norm) {
-            const float f = (float)(m->clip_norm / norm);
-            for (size_t i = lo; i < lo + n; i++)
-                m->grads[i] *= f;
-        }
-    }
-    if (m->weight_decay > 0.0f)
-        for (int l = 0; l < m->num_layers; l++) {
-            /* the part of W[l] inside this rank's segment */
-            const size_t a = mlp_tensor_offset(m, l, 0), b = a + mlp_tensor_size(m, l, 0);
-            const size_t from = a > lo ? a : lo, to = b < lo + n ? b : lo + n;
-            if (from < to)
-                optim_decay(m->params + from, to - from, opt->lr, m->weight_decay);
-        }
-    const size_t bad =
-        adam_step(opt, m->params + lo, m->adam_m + lo, m->adam_v + lo, m->grads + lo, n);
+    const size_t bad = segment_update(m, opt, comm, lo, n);
     int flags[3] = {stop_local != 0, !isfinite(loss), bad > 0};
     comm_allreduce_max_int(comm, flags, 3);
     const double t4 = time_now_s();
     comm_allgather_f32(comm, m->params, shard);
     if (m->max_norm > 0.0f)
         mlp_max_norm(m, m->max_norm);
-    if (times) {
-        times->forward += t1 - t0, times->backward += t2 - t1;
-        times->allreduce += (t3 - t2) + (time_now_s() - t4), times->update += t4 - t3;
-    }
+    add_times(times, t0, t1, t2, t3, t4);
     return (flags[0] ? STEP_STOP : 0) | (flags[1] ? STEP_BAD_LOSS : 0) |
            (flags[2] ? STEP_BAD_GRAD : 0);
 }
@@ -124,27 +139,7 @@ static int shared_update(Mlp *m, Adam *opt, const Comm *comm, const CommShared *
         flags |= (ctrl[0] > 0.0f ? STEP_STOP : 0) | (ctrl[1] > 0.0f ? STEP_BAD_LOSS : 0);
     }
     const double t3 = time_now_s();
-    if (m->clip_norm > 0.0f) {
-        double sq = 0;
-        for (size_t i = lo; i < lo + n; i++)
-            sq += (double)own[i] * own[i];
-        comm_allreduce_sum_f64(comm, &sq, 1);
-        const double norm = sqrt(sq);
-        if (norm > m->clip_norm) {
-            const float f = (float)(m->clip_norm / norm);
-            for (size_t i = lo; i < lo + n; i++)
-                own[i] *= f;
-        }
-    }
-    if (m->weight_decay > 0.0f)
-        for (int l = 0; l < m->num_layers; l++) {
-            const size_t a = mlp_tensor_offset(m, l, 0), b = a + mlp_tensor_size(m, l, 0);
-            const size_t from = a > lo ? a : lo, to = b < lo + n ? b : lo + n;
-            if (from < to)
-                optim_decay(m->params + from, to - from, opt->lr, m->weight_decay);
-        }
-    const size_t bad =
-        adam_step(opt, m->params + lo, m->adam_m + lo, m->adam_v + lo, own + lo, n);
+    const size_t bad = segment_update(m, opt, comm, lo, n); /* m->grads is own */
     m->ctrl[2] = bad ? 1.0f : 0.0f;
     const double t4 = time_now_s();
     comm_shared_sync(sh); /* every segment of the parameters is updated */
@@ -157,11 +152,45 @@ static int shared_update(Mlp *m, Adam *opt, const Comm *comm, const CommShared *
             mlp_max_norm(m, m->max_norm);
         comm_shared_sync(sh);
     }
-    if (times) {
-        times->forward += t1 - t0, times->backward += t2 - t1;
-        times->allreduce += (t3 - t2) + (time_now_s() - t4), times->update += t4 - t3;
-    }
+    add_times(times, t0, t1, t2, t3, t4);
     return flags;
+}
+
+int train_segments_init(const Comm *comm, const Mlp *m, CommSegments *s)
+{
+    const int P = comm->size;
+    size_t *counts = malloc(sizeof(size_t) * (size_t)P);
+    if (!counts)
+        return -1;
+    for (int r = 0; r < P; r++) {
+        size_t first, blocks;
+        data_shard_range(m->param_floats / 16, P, r, &first, &blocks);
+        counts[r] = blocks * 16;
+    }
+    const int rc = comm_segments_init(comm, s, counts);
+    free(counts);
+    return rc;
+}
+
+int train_shared_enter(const Comm *comm, Mlp *m, CommShared *sh)
+{
+    const int rc = comm_shared_init(comm, sh, m->param_floats + MLP_CTRL_FLOATS, m->param_floats);
+    if (rc != 0)
+        return rc;
+    if (sh->local_rank == 0)
+        memcpy(sh->params, m->params, sizeof(float) * m->param_floats);
+    comm_shared_sync(sh);
+    mlp_use_buffers(m, sh->params, sh->grads[sh->local_rank]);
+    return 0;
+}
+
+void train_shared_leave(Mlp *m, const CommShared *sh)
+{
+    if (m->params == m->arena)
+        return;
+    memcpy(m->arena, m->params, sizeof(float) * m->param_floats);
+    comm_shared_sync(sh); /* nobody frees the window while another rank copies */
+    mlp_use_buffers(m, NULL, NULL);
 }
 
 void train_sync_moments(const Comm *comm, Mlp *m, const CommSegments *shard)
@@ -507,7 +536,6 @@ int train_run(const Config *cfg_in, const Comm *comm)
     const CommSegments *shard = NULL;
     CommShared shared = {NULL, NULL, 0, 0, NULL, NULL};
     StepComm step_comm = {NULL, NULL};
-    float *private_params = NULL;
     float *aug_scratch = NULL, *best_params = NULL;
     const uint8_t **aug_src = NULL;
     History hist = {0};
@@ -693,33 +721,18 @@ int train_run(const Config *cfg_in, const Comm *comm)
             goto done;
     } else if (P > 1 && cfg.shard_optimizer) {
         /* one 64-byte-aligned segment of the parameter vector per rank */
-        size_t *counts = malloc(sizeof(size_t) * (size_t)P);
-        status = counts ? 0 : err_set(&e, "out of memory");
-        for (int r = 0; counts && r < P; r++) {
-            size_t f, nb;
-            data_shard_range(model.param_floats / 16, P, r, &f, &nb);
-            counts[r] = nb * 16;
-        }
-        if (status == 0 && comm_segments_init(comm, &segments, counts))
-            status = err_set(&e, "cannot set up the optimizer segments");
-        free(counts);
+        status = train_segments_init(comm, &model, &segments)
+                     ? err_set(&e, "cannot set up the optimizer segments")
+                     : 0;
         if ((status = rt_agree(comm, status, &e)))
             goto done;
         shard = &segments;
         /* one node: gradients and parameters in node-shared memory */
-        int rc = cfg.shard_optimizer == 2 ? 1
-                 : comm_shared_init(comm, &shared, model.param_floats + MLP_CTRL_FLOATS,
-                                    model.param_floats);
+        const int rc = cfg.shard_optimizer == 2 ? 1 : train_shared_enter(comm, &model, &shared);
         if ((status = rt_agree(comm, rc < 0 ? err_set(&e, "cannot allocate node-shared memory") : 0, &e)))
             goto done;
-        if (rc == 0) {
-            if (shared.local_rank == 0)
-                memcpy(shared.params, model.params, sizeof(float) * model.param_floats);
-            comm_shared_sync(&shared);
-            private_params = model.params;
-            mlp_use_buffers(&model, shared.params, shared.grads[shared.local_rank]);
+        if (rc == 0)
             step_comm.shared = &shared;
-        }
     }
     step_comm.shard = shard;
 
@@ -967,12 +980,8 @@ int train_run(const Config *cfg_in, const Comm *comm)
     }
 
     /* Back from node-shared memory to this rank's own arena. */
-    if (private_params) {
-        memcpy(private_params, model.params, sizeof(float) * model.param_floats);
-        comm_shared_sync(&shared);
-        mlp_use_buffers(&model, private_params, NULL);
-        private_params = NULL;
-    }
+    if (step_comm.shared)
+        train_shared_leave(&model, &shared);
 
     /* Per-phase milliseconds per step: min, mean, max over ranks. */
     double phase_ms[STEP_PHASES][3];
@@ -1083,8 +1092,8 @@ done:
     free(order);
     free(step_rows);
     det_work_free(&det);
-    if (private_params)
-        mlp_use_buffers(&model, private_params, NULL);
+    if (model.arena)
+        mlp_use_buffers(&model, NULL, NULL); /* the window goes next */
     comm_shared_free(&shared);
     comm_segments_free(&segments);
     free(aug_scratch);

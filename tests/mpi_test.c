@@ -16,17 +16,6 @@
 #include "mnist/train.h"
 #include "test_util.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            failures++;                                                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fputc('\n', stderr);                                                                  \
-        }                                                                                         \
-    } while (0)
 
 static const int SIZES[] = {MNIST_PIXELS, 48, 24, 10};
 
@@ -78,19 +67,19 @@ static void test_split_batch_gradient(const Comm *world, const Dataset *d)
                            (int)count, B, 77, world->rank == world->size - 1, pred, &loss_dist,
                            &c_dist, NULL, NULL);
     /* One rank's stop request reaches every rank through the same allreduce. */
-    CHECK(flags == STEP_STOP, "rank %d: step flags %d, expected STEP_STOP", world->rank, flags);
+    TU_CHECK(flags == STEP_STOP, "rank %d: step flags %d, expected STEP_STOP", world->rank, flags);
     double sums[2] = {loss_dist, (double)c_dist};
     comm_allreduce_sum_f64(world, sums, 2);
 
     double g = rel_diff(dist.grads, ref.grads, ref.param_floats);
-    CHECK(g < 1e-5, "rank %d: split-batch gradient differs from the whole batch's by %g (rel)",
+    TU_CHECK(g < 1e-5, "rank %d: split-batch gradient differs from the whole batch's by %g (rel)",
           world->rank, g);
     double nonzero = 0;
     for (size_t i = 0; i < ref.param_floats; i++)
         nonzero += ref.grads[i] != 0.0f;
-    CHECK(nonzero > (double)ref.num_params / 4, "reference gradient is mostly zero");
-    CHECK(fabs(sums[0] - loss_ref) < 1e-4 * fabs(loss_ref), "loss sum %g vs %g", sums[0], loss_ref);
-    CHECK((int64_t)sums[1] == c_ref, "correct count %g vs %lld", sums[1], (long long)c_ref);
+    TU_CHECK(nonzero > (double)ref.num_params / 4, "reference gradient is mostly zero");
+    TU_CHECK(fabs(sums[0] - loss_ref) < 1e-4 * fabs(loss_ref), "loss sum %g vs %g", sums[0], loss_ref);
+    TU_CHECK((int64_t)sums[1] == c_ref, "correct count %g vs %lld", sums[1], (long long)c_ref);
     mlp_free(&ref);
     mlp_free(&dist);
     free(x);
@@ -120,12 +109,12 @@ static void test_replicas_stay_identical(const Comm *world, const Dataset *d)
         loss = 0;
         int flags = train_step(&m, &opt, world, x, y, ids, B, B * world->size, 5 + (uint64_t)s, 0,
                                pred, &loss, &correct, NULL, NULL);
-        CHECK(flags == 0, "step %d: flags %d", s, flags);
+        TU_CHECK(flags == 0, "step %d: flags %d", s, flags);
         comm_allreduce_sum_f64(world, &loss, 1);
         if (s == 0)
             first_loss = loss;
     }
-    CHECK(loss < 0.5 * first_loss, "training did not reduce the loss: %g -> %g", first_loss, loss);
+    TU_CHECK(loss < 0.5 * first_loss, "training did not reduce the loss: %g -> %g", first_loss, loss);
     /* Rank 0's state, broadcast, must equal every rank's bit for bit. */
     const float *mine[3] = {m.params, m.adam_m, m.adam_v};
     const char *names[3] = {"parameters", "Adam first moments", "Adam second moments"};
@@ -133,7 +122,7 @@ static void test_replicas_stay_identical(const Comm *world, const Dataset *d)
     for (int k = 0; k < 3; k++) {
         memcpy(theirs, mine[k], sizeof(float) * m.param_floats);
         comm_bcast(world, theirs, sizeof(float) * m.param_floats, 0);
-        CHECK(memcmp(theirs, mine[k], sizeof(float) * m.param_floats) == 0,
+        TU_CHECK(memcmp(theirs, mine[k], sizeof(float) * m.param_floats) == 0,
               "rank %d: %s differ from rank 0's after %d steps", world->rank, names[k], STEPS);
     }
     free(theirs);
@@ -156,14 +145,8 @@ static void test_sharded_optimizer(const Comm *world, const Dataset *d)
     a.clip_norm = b.clip_norm = 1.0f;
     a.max_norm = b.max_norm = 2.0f;
     Adam oa = {2e-3f, 0.9f, 0.999f, 1e-8f, 0}, ob = oa;
-    size_t *counts = malloc(sizeof(size_t) * (size_t)world->size);
-    for (int r = 0; r < world->size; r++) {
-        size_t f, nb;
-        data_shard_range(a.param_floats / 16, world->size, r, &f, &nb);
-        counts[r] = nb * 16;
-    }
     CommSegments seg;
-    CHECK(comm_segments_init(world, &seg, counts) == 0, "segments");
+    TU_CHECK(train_segments_init(world, &b, &seg) == 0, "segments");
     float *x = malloc(sizeof(float) * B * MNIST_PIXELS);
     uint8_t y[B];
     int pred[B];
@@ -180,27 +163,26 @@ static void test_sharded_optimizer(const Comm *world, const Dataset *d)
         const StepComm sc = {&seg, NULL};
         int fb = train_step(&b, &ob, world, x, y, ids, B, B * world->size, 3 + (uint64_t)s, 0,
                             pred, &lb, &cb, NULL, &sc);
-        CHECK(fa == 0 && fb == 0, "step %d flags %d %d", s, fa, fb);
+        TU_CHECK(fa == 0 && fb == 0, "step %d flags %d %d", s, fa, fb);
     }
     train_sync_moments(world, &b, &seg);
     const double dp = rel_diff(b.params, a.params, a.param_floats);
     const double dm = rel_diff(b.adam_m, a.adam_m, a.param_floats);
     if (world->size <= 2)
-        CHECK(dp == 0 && dm == 0, "2 ranks: sharded update differs (params %g, moments %g)", dp, dm);
+        TU_CHECK(dp == 0 && dm == 0, "2 ranks: sharded update differs (params %g, moments %g)", dp, dm);
     else
-        CHECK(dp < 1e-5 && dm < 1e-5, "sharded update differs (params %g, moments %g)", dp, dm);
+        TU_CHECK(dp < 1e-5 && dm < 1e-5, "sharded update differs (params %g, moments %g)", dp, dm);
     /* replicas agree bit for bit after the allgathers */
     float *theirs = malloc(sizeof(float) * b.param_floats);
     const float *mine[3] = {b.params, b.adam_m, b.adam_v};
     for (int k = 0; k < 3; k++) {
         memcpy(theirs, mine[k], sizeof(float) * b.param_floats);
         comm_bcast(world, theirs, sizeof(float) * b.param_floats, 0);
-        CHECK(memcmp(theirs, mine[k], sizeof(float) * b.param_floats) == 0,
+        TU_CHECK(memcmp(theirs, mine[k], sizeof(float) * b.param_floats) == 0,
               "rank %d: sharded state %d differs from rank 0's", world->rank, k);
     }
     free(theirs);
     free(x);
-    free(counts);
     comm_segments_free(&seg);
     mlp_free(&a);
     mlp_free(&b);
@@ -219,9 +201,9 @@ int main(int argc, char **argv)
     test_replicas_stay_identical(&world, &d);
     test_sharded_optimizer(&world, &d);
     dataset_free(&d);
-    int total = failures;
+    int total = tu_failures;
     comm_allreduce_sum_i64(&world, &(int64_t){0}, 0);
-    int64_t f = failures;
+    int64_t f = tu_failures;
     comm_allreduce_sum_i64(&world, &f, 1);
     total = (int)f;
     if (world.rank == 0)

@@ -425,6 +425,35 @@ static void test_mistakes(void)
 
 /* Every chart refuses an unwritable path with -1, a message naming the path,
  * and no file (final or temp) left behind. */
+/* plot_lines (plot-xy's chart): both series drawn in their colours, a gap
+ * for a missing point, no temp file left; no series is refused. */
+static void test_lines(void)
+{
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/lines.png", dir);
+    const double x[] = {32, 64, 128, 256, 512};
+    const double a[] = {47000, 57000, 62000, 65000, 56000};
+    const double b[] = {65000, 72000, NAN, 67500, 69000};
+    PlotLines pl = {"throughput", "a note", "batch", "samples/s", 1, 5, 2, x,
+                    {a, b}, {"measured", "ceiling"}};
+    Error e;
+    CU_ASSERT_FATAL(plot_lines(path, &pl, &e) == 0);
+    Png p;
+    if (check_png(&p, path, 960, 600) == 0) {
+        CU_ASSERT(count_colour(&p, COL_TRAIN, p.h / 5, 4 * p.h / 5) > 200);
+        CU_ASSERT(count_colour(&p, COL_VAL, p.h / 5, 4 * p.h / 5) > 200);
+        png_free(&p);
+    }
+    CU_ASSERT_EQUAL(tu_count_entries(dir), 1);
+    pl.n_series = 0;
+    snprintf(path, sizeof path, "%s/none.png", dir);
+    CU_ASSERT(plot_lines(path, &pl, &e) == -1);
+    CU_ASSERT(strstr(e.msg, "none.png") != NULL);
+    CU_ASSERT_EQUAL(tu_count_entries(dir), 1);
+    tu_rmrf(dir);
+}
+
 static void test_unwritable(void)
 {
     History h;
@@ -470,6 +499,7 @@ int test_plot_register(void)
             CU_add_test(s, "confusion heatmap follows the counts", test_confusion) &&
             CU_add_test(s, "class scores: bars scaled to the data", test_class_scores) &&
             CU_add_test(s, "mistakes grid, one digit, none", test_mistakes) &&
+            CU_add_test(s, "line chart (plot-xy)", test_lines) &&
             CU_add_test(s, "unwritable paths leave nothing", test_unwritable))
                ? 0
                : -1;

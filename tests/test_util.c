@@ -10,6 +10,8 @@
 
 #include "mnist/rng.h"
 
+int tu_failures;
+
 void tu_tmpdir(char *dir, size_t size)
 {
     snprintf(dir, size, "/tmp/mnist-test-XXXXXX");

@@ -4,6 +4,7 @@
 #define MNIST_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "mnist/data.h"
@@ -40,5 +41,18 @@ void tu_synthetic(Dataset *d, size_t rows, uint64_t seed);
 /* Naive triple-loop C[M,N] = A[M,K] · B[K,N] in double, the reference the
  * BLAS path is checked against. */
 void tu_naive_matmul(double *C, const float *A, const float *B, int M, int K, int N);
+
+/* For the MPI test programs (plain C, not CUnit): a failed check adds one
+ * to tu_failures and prints where, with a printf-style message. */
+extern int tu_failures;
+#define TU_CHECK(cond, ...)                                                                       \
+    do {                                                                                          \
+        if (!(cond)) {                                                                            \
+            tu_failures++;                                                                        \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                         \
+            fputc('\n', stderr);                                                                  \
+        }                                                                                         \
+    } while (0)
 
 #endif

@@ -74,10 +74,10 @@ void mlp_normalize_input(const Mlp *m, float *x, int B);
  * incoming weight vector (a column of W[l], l < L-1) to L2 norm at most c. */
 void mlp_max_norm(Mlp *m, float c);
 
-/* Points the model at other storage: params (and W, b) at params, and when
- * grads is non-NULL the gradients (dW, db, ctrl) at grads (param_floats +
- * MLP_CTRL_FLOATS floats). NULL grads points them back into the arena. The
- * arena itself stays allocated (mlp_free frees it). */
+/* Points the model at other storage: params (and W, b) at params, and the
+ * gradients (dW, db, ctrl) at grads (param_floats + MLP_CTRL_FLOATS floats).
+ * NULL points either back into the model's own arena, which stays allocated
+ * (mlp_free frees it). */
 void mlp_use_buffers(Mlp *m, float *params, float *grads);
 
 /* Sets every gradient to zero. */

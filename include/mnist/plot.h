@@ -39,4 +39,19 @@ int plot_mistakes(const char *path, const Mistake *items, int n, Error *e);
 int plot_augmented(const char *path, const uint8_t *originals, const float *augmented, int rows,
                    int per, Error *e);
 
+/* A line chart of up to PLOT_MAX_SERIES series over shared x values (log2
+ * x axis with log2x; x > 0 then), y from 0, each point labelled with its
+ * value, a legend where no line passes. NaN in y leaves a point out. */
+#define PLOT_MAX_SERIES 4
+typedef struct PlotLines {
+    const char *title, *note, *xlabel, *ylabel; /* note: a muted line under the title */
+    int log2x;
+    int n, n_series;                   /* points; series (1..PLOT_MAX_SERIES) */
+    const double *x;                   /* n values */
+    const double *y[PLOT_MAX_SERIES];  /* n values each */
+    const char *names[PLOT_MAX_SERIES]; /* legend entries; the first NULL ends them */
+} PlotLines;
+
+int plot_lines(const char *path, const PlotLines *p, Error *e);
+
 #endif

@@ -37,6 +37,21 @@ size_t train_update(Mlp *m, Adam *opt);
  * again (an allgather of each). */
 void train_sync_moments(const Comm *comm, Mlp *m, const CommSegments *shard);
 
+/* Collective: the sharded optimizer's segments of m's parameter vector, one
+ * per rank of comm, each a multiple of 16 floats (64 bytes). 0, or -1 when
+ * out of memory. */
+int train_segments_init(const Comm *comm, const Mlp *m, CommSegments *s);
+
+/* Collective: when every rank shares one node, allocates sh and moves m into
+ * it: the parameters become the node's one shared copy (rank 0's values),
+ * the gradients this rank's shared buffer; returns 0. Returns 1 (nothing
+ * allocated, m untouched) across nodes, -1 on failure. */
+int train_shared_enter(const Comm *comm, Mlp *m, CommShared *sh);
+
+/* Collective: copies the shared parameters back into m's own arena and
+ * points m there again. Nothing to do when m already uses its arena. */
+void train_shared_leave(Mlp *m, const CommShared *sh);
+
 /* What a step's allreduce told every rank (the same bits on all ranks). */
 enum {
     STEP_STOP = 1,      /* some rank was asked to stop (SIGUSR1/SIGTERM) */
