@@ -12,7 +12,7 @@
 #    cores itself, so give each rank its cores with --map-by slot:PE=N.
 
 if [[ -z ${SLURM_JOB_ID:-} ]]; then
-  echo "mnist-dist job: error: not inside a SLURM job; submit with: sbatch ${0##*/}" >&2
+  echo "mnist-dist job: error: not inside a SLURM job; submit from the repository root with: sbatch jobs/${0##*/}" >&2
   exit 2
 fi
 cd "${SLURM_SUBMIT_DIR:-.}"

@@ -217,6 +217,8 @@ refuse "convert (an HDF5 file) out.csv" "$G/h5-good.h5" "h5-good.h5: this is an 
 
 # --- HDF5 image sets: train --train, evaluate --data, predict --input (one also as --test)
 accept "evaluate --data h5-good.h5" evaluate_data "$G/h5-good.h5"
+# [N,28,28], the shape NumPy gives MNIST, is an image set like [N,784]
+accept "evaluate --data h5-images-3d.h5 ([N,28,28])" evaluate_data "$G/h5-images-3d.h5"
 h5set() { # NAME REGEX
   local f=$G/$1 re="$1: $2"
   refuse "train --train $1" "$f" "$re" train_train "$f"
@@ -229,9 +231,8 @@ h5set h5-images-float32.h5 "/images must hold unsigned 8-bit integers"
 h5set h5-images-int8.h5 "/images must hold unsigned 8-bit integers"
 h5set h5-images-u16.h5 "/images must hold unsigned 8-bit integers"
 h5set h5-labels-int32.h5 "/labels must be a 1-D uint8 dataset"
-h5set h5-images-783-cols.h5 "/images must be a 2-D \[N,784\] dataset, found shape \[64,783\]"
-h5set h5-images-3d.h5 "/images must be a 2-D \[N,784\] dataset, found shape \[64,28,28\]"
-h5set h5-images-1d.h5 "/images must be a 2-D \[N,784\] dataset, found shape \[50176\]"
+h5set h5-images-783-cols.h5 "/images must be \[N,H,W\], \[N,H,W,C\] \(C <= 4\) or \[N,P\] with P a square number of pixels \(or height/width attributes\), found shape \[64,783\]"
+h5set h5-images-1d.h5 "/images must be \[N,H,W\], \[N,H,W,C\] \(C <= 4\) or \[N,P\] .*found shape \[50176\]"
 h5set h5-labels-2d.h5 "/labels must be a 1-D uint8 dataset, found shape \[64,1\]"
 h5set h5-images-is-group.h5 "/images is not a dataset"
 h5set h5-rows-mismatch.h5 "/labels has 63 rows but /images has 64"
@@ -288,8 +289,8 @@ ckpt ckpt-text.h5 "not an HDF5 file \(no HDF5 signature\)"
 ckpt ckpt-fake-superblock.h5 "damaged HDF5 file \(HDF5 cannot open it\)"
 ckpt ckpt-image-set.h5 "not a mnist-dist checkpoint"
 ckpt ckpt-no-format.h5 "not a mnist-dist checkpoint"
-ckpt ckpt-version-2.h5 "checkpoint format version 2, this build reads version 1"
-ckpt ckpt-version-0.h5 "checkpoint format version 0, this build reads version 1"
+ckpt ckpt-version-3.h5 "checkpoint format version 3, this build reads versions 1 to 2"
+ckpt ckpt-version-0.h5 "checkpoint format version 0, this build reads versions 1 to 2"
 ckpt ckpt-epoch-negative.h5 "epoch attribute -1 is out of range"
 ckpt ckpt-epoch-3.h5 "history has 2 epochs but the checkpoint says 3"
 ckpt ckpt-layers-lie.h5 "model/dense0/W has shape \[784,8\] but the layer sizes say \[784,9\]"
@@ -298,8 +299,18 @@ ckpt ckpt-layers-one.h5 "missing or malformed layer_sizes"
 ckpt ckpt-layers-zero.h5 "layer width 0 is out of range"
 ckpt ckpt-layers-huge.h5 "model/dense0/W has shape \[784,8\] but the layer sizes say \[784,1048576\]"
 ckpt ckpt-unwritten-huge.h5 "layer sizes need 1908000120 bytes of tensors but the file has only"
-ckpt ckpt-input-800.h5 "layer sizes start at 800 and end at 10, but a model for MNIST takes 784 inputs"
-ckpt ckpt-output-12.h5 "layer sizes start at 784 and end at 12, but a model for MNIST takes 784 inputs and gives 10 classes"
+# Consistent checkpoints of models that do not fit 28 x 28, 10-class data:
+# refused against the data (evaluate, predict) or the run (resume).
+fit() { # NAME DATA-REGEX RESUME-REGEX
+  local f=$G/$1
+  refuse "evaluate --model $1" "$f" "h5-good.h5: $2" evaluate_model "$f"
+  refuse "predict --model $1" "$f" "h5-good.h5: $2" predict_model "$f"
+  refuse "train --resume $1" "$f" "$1: $3" resume "$f"
+}
+fit ckpt-input-800.h5 "images are 28x28x1 but the model .*ckpt-input-800.h5 takes 1x1x800" \
+  "checkpoint has layers 800-8-10 but this run uses 784-8-10"
+fit ckpt-output-12.h5 "the data declares 10 classes but the model .*ckpt-output-12.h5 has 12" \
+  "checkpoint has layers 784-8-12 but this run uses 784-8-10"
 ckpt ckpt-bias-shape.h5 "model/dense1/b has shape \[11,0\] but the layer sizes say \[10,0\]"
 ckpt ckpt-weight-transposed.h5 "model/dense0/W has shape \[8,784\] but the layer sizes say \[784,8\]"
 ckpt ckpt-adam-shape.h5 "adam/v/dense0/W has shape \[784,9\]"
@@ -328,7 +339,7 @@ flip "$V3" "$G/ckpt-v3-group-header-flip.h5" $((ohdr[2] + 12))
 ckpt ckpt-v3-superblock-flip.h5 "damaged HDF5 file \(HDF5 cannot open it\)"
 ckpt ckpt-v3-root-header-flip.h5 "damaged HDF5 metadata in the root group" hdf5_leaks
 ckpt ckpt-v3-group-header-flip.h5 "damaged HDF5 metadata|cannot open group" hdf5_leaks
-refuse "train --resume with other --layers" "$CKPT" "layer sizes 784,8,10 but this run uses 784,16,10" \
+refuse "train --resume with other --layers" "$CKPT" "checkpoint has layers 784-8-10 but this run uses 784-16-10" \
   "${RUN[@]}" "$BIN" --train "$G/h5-good.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" --layers 16 \
   --resume "$CKPT" --out "@O@/run"
 
@@ -385,9 +396,9 @@ refuse "np2 predict --model ckpt-layers-huge.h5" "$G/ckpt-layers-huge.h5" "layer
 refuse "np2 train --resume ckpt-truncated-half.h5" "$G/ckpt-truncated-half.h5" "$TRUNC" \
   "${MPI2[@]}" "$BIN" --train "$G/h5-good.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" \
   --resume "$G/ckpt-truncated-half.h5" --out "@O@/run"
-refuse "np3 train --resume ckpt-version-2.h5" "$G/ckpt-version-2.h5" "format version 2" \
+refuse "np3 train --resume ckpt-version-3.h5" "$G/ckpt-version-3.h5" "format version 3" \
   "${MPI3[@]}" "$BIN" --train "$G/h5-good.h5" --test "$G/h5-good.h5" "${TRAIN_ARGS[@]}" \
-  --resume "$G/ckpt-version-2.h5" --out "@O@/run"
+  --resume "$G/ckpt-version-3.h5" --out "@O@/run"
 
 wait
 # Nothing may leave a temp file anywhere, not even next to the inputs.

@@ -44,6 +44,22 @@ expect "unknown flag" 2 "^mnist-dist: error: unknown option '--bogus'" "$BIN" --
 expect "unknown flag, 2 ranks: printed once" 2 "unknown option '--nope'" "${MPIRUN[@]}" -np 2 "$BIN" --nope
 expect "bad value, 3 ranks: printed once" 2 "--lr: 'fast' is not a number" "${MPIRUN[@]}" -np 3 "$BIN" --lr fast
 expect "missing value" 2 "--epochs needs a value" "$BIN" --epochs
+# One exit-status rule (README): 2 for a bad command line, bad combinations
+# included, whether found by the parser or once the ranks are known; 1 for
+# bad data or a runtime failure; 75 for a stop (the fault test).
+expect "--epochs 0" 2 "--epochs: 0 is outside" "$BIN" --epochs 0
+expect "--layers 0" 2 "--layers '0': expected comma-separated widths" "$BIN" --layers 0
+expect "--layers with a trailing comma" 2 "trailing comma" "$BIN" --layers 64,
+expect "--augment nonsense" 2 "--augment: " "$BIN" --augment wobble=3
+expect "--deterministic --batch-size 5" 2 "--batch-size 5 is smaller than --logical-shards 8" \
+  "$BIN" --deterministic --batch-size 5
+expect "--overwrite with --resume" 2 "--overwrite starts afresh" "$BIN" --overwrite --resume auto --out "$T/x"
+expect "--batch-size below the ranks, 3 ranks" 2 "--batch-size 2 is smaller than the 3 ranks" \
+  "${MPIRUN[@]}" -np 3 "$BIN" --quiet --batch-size 2 --out "$T/run0"
+expect "--deterministic on more ranks than shards" 2 "runs on at most 2 ranks, not 3" \
+  "${MPIRUN[@]}" -np 3 "$BIN" --quiet --deterministic --logical-shards 2 --out "$T/run0"
+expect "evaluate without --model" 2 "evaluate needs --model" "$BIN" evaluate
+expect "convert with one file" 2 "convert needs" "$BIN" convert "$T/only.csv"
 expect "missing train file, 2 ranks" 1 "error: .*$T/none.h5: cannot open" \
   "${MPIRUN[@]}" -np 2 "$BIN" --train "$T/none.h5" --out "$T/run1"
 echo "5,0,0" > "$T/x.csv"
@@ -87,7 +103,29 @@ bad "short row" "$good\n5,1,2,3\n" "2:4: expected 785 fields, found 4"
 bad "long row" "$good\n$good,7\n" "2:786: expected 785 fields"
 bad "empty file" "" " file is empty"
 expect "convert refuses unreadable file" 1 "$T/missing.csv: cannot open" "$BIN" convert "$T/missing.csv" "$T/m.h5"
-expect "convert refuses unknown output type" 1 "must end in .h5" "$BIN" convert "$T/good.csv" "$T/out.txt"
+expect "convert refuses unknown output type" 2 "must end in .h5" "$BIN" convert "$T/good.csv" "$T/out.txt"
+# --- shapes and classes from the data: a 47-class EMNIST-style CSV -----------------
+{ for i in $(seq 0 46); do row "$i" $((i * 5)); echo; row "$i" $((i * 5 + 1)); echo; done; } > "$T/emnist.csv"
+bad "label 46 without --classes" "$(row 46 0)\n" "1:1: label 46 is outside 0..9"
+"$BIN" convert --classes 47 "$T/emnist.csv" "$T/emnist.h5" >"$T/out" 2>&1 \
+  && h5dump -a classes "$T/emnist.h5" | grep -q "(0): 47" \
+  && pass "convert --classes 47: the class count is recorded" || { fail "convert --classes 47"; cat "$T/out"; }
+expect "convert --classes 40 refuses label 46" 1 "emnist.csv:[0-9]+:1: label 4[0-6] is outside 0..39" \
+  "$BIN" convert --classes 40 "$T/emnist.csv" "$T/e40.h5"
+if "$BIN" --train "$T/emnist.h5" --test "$T/emnist.h5" --val-split 10 --layers 16 --epochs 1 \
+     --batch-size 8 --quiet --out "$T/emnist-run" >"$T/out" 2>&1; then
+  python3 - "$T/emnist-run/report/metrics.json" <<'PY' && pass "47 classes train: a 784-16-47 model, 47 per-class rows" || fail "47-class report"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["run"]["layers"] == "784-16-47", m["run"]["layers"]
+assert len(m["test"]["per_class"]) == 47 and len(m["test"]["confusion_matrix"]) == 47
+PY
+else
+  fail "47 classes train"; cat "$T/out"
+fi
+expect "a 47-class model refuses 10-class data" 1 "good.h5: the data declares 10 classes but the model .* has 47" \
+  "$BIN" evaluate --model "$T/emnist-run/checkpoints/epoch-0001.h5" --data "$T/good.h5" --out "$T/ev47"
+
 printf '%s\n%s\n' "$good" "$(row 1 300)" > "$T/bad.csv"
 expect "convert under mpirun -np 2, printed once" 1 "pixel value 300" \
   "${MPIRUN[@]}" -np 2 "$BIN" convert "$T/bad.csv" "$T/bad.h5"

@@ -89,11 +89,19 @@ PY
 else
   fail "resume run failed"; cat "$T/log"
 fi
+# a requeued job that had already finished: nothing to do, and not a failure
+before=$(stat -c %Y "$T/resumed/report/metrics.json")
 run 2 "${COMMON[@]}" --epochs 4 --resume auto --out "$T/resumed"
-[[ $? -ne 0 ]] && grep -q "already has 4 epochs" "$T/log" && pass "resuming a finished run is refused" \
+[[ $? -eq 0 ]] && grep -q "has trained all 4 epochs .*nothing to do" "$T/log" \
+  && ! grep -q "MPI_ABORT\|aborted" "$T/log" && [[ $(stat -c %Y "$T/resumed/report/metrics.json") == "$before" ]] \
+  && pass "--resume auto of a finished run: nothing to do, exit 0, report untouched" \
   || { fail "resume of a finished run"; cat "$T/log"; }
+run 2 "${COMMON[@]}" --epochs 4 --resume "$T/resumed/checkpoints/epoch-0004.h5" --out "$T/again"
+[[ $? -eq 2 ]] && grep -q "already has 4 epochs; ask for more with --epochs" "$T/log" \
+  && pass "--resume FILE with no epochs left is a bad command line (exit 2)" \
+  || { fail "resume FILE of a finished run"; cat "$T/log"; }
 run 2 "${COMMON[@]}" --layers 64 --epochs 6 --resume "$T/full/checkpoints/epoch-0002.h5" --out "$T/mismatch"
-[[ $? -ne 0 ]] && grep -q "layer sizes 784,256,128,10 but this run uses 784,64,10" "$T/log" \
+[[ $? -ne 0 ]] && grep -q "checkpoint has layers 784-256-128-10 but this run uses 784-64-10" "$T/log" \
   && pass "resume with other --layers is refused" || { fail "layer mismatch"; cat "$T/log"; }
 
 # --- accuracy features: augmentation, standardisation, schedules, regularisers ---------------

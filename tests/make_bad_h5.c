@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "mnist/ckpt.h"
+#include "mnist/model.h"
+#include "mnist/optim.h"
 #include "mnist/data.h"
 #include "mnist/h5data.h"
 #include "mnist/h5util.h"
@@ -120,7 +122,8 @@ static void image_sets(void)
     image_set("h5-good.h5", u8, ROWS, MNIST_PIXELS, 0, u8, ROWS);
     /* As `mnist-dist convert` writes it (checksummed metadata). */
     {
-        Dataset d = {calloc(ROWS, MNIST_PIXELS), calloc(ROWS, 1), ROWS};
+        Dataset d = {.images = calloc(ROWS, MNIST_PIXELS), .labels = calloc(ROWS, 1), .rows = ROWS,
+                     .shape = {MNIST_SIDE, MNIST_SIDE, 1}, .classes = 10};
         Error e;
         char path[4096];
         path_of(path, sizeof path, "ok-images.h5");
@@ -318,17 +321,23 @@ static void ckpt_flipped(const char *name, const char *path)
         die("cannot flip a byte in", file);
 }
 
-/* A self-consistent checkpoint (shapes agree with layer_sizes) for widths
- * that MNIST data cannot use. */
+/* A self-consistent checkpoint (written as the trainer writes them now) of
+ * the MLP of widths sizes; with 784 inputs, of 28 x 28 images. */
 static void ckpt_fresh(const char *name, const int *sizes, int L)
 {
-    Mlp m;
+    Model m;
     Error e;
-    if (mlp_create(&m, sizes, L, 0.0f, 1, &e) != 0)
+    if (model_create_mlp(&m, sizes, L, 0.0f, 1, &e) != 0)
         die(e.msg, name);
     for (size_t k = 0; k < m.param_floats; k++)
         m.params[k] = 0.01f * (float)(k % 7);
-    Adam opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 10};
+    if (sizes[0] == MNIST_PIXELS) /* an image model, as the trainer builds it */
+        m.input = (Shape){MNIST_SIDE, MNIST_SIDE, 1};
+    Optimizer opt;
+    const OptimConfig oc = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    if (optim_create(&opt, &oc, m.param_floats, m.tensors, m.num_tensors, &e) != 0)
+        die(e.msg, name);
+    opt.adam.t = 10;
     History h = {0};
     EpochStats st = {1, 1.0, 0.5, 1.0, 0.5, 1.0, 1000.0};
     CkptMeta meta = {.epoch = 1, .seed = 42};
@@ -337,13 +346,14 @@ static void ckpt_fresh(const char *name, const int *sizes, int L)
     if (history_push(&h, &st, &e) != 0 || ckpt_write(path, &m, &opt, &meta, &h, "{}", &e) != 0)
         die(e.msg, name);
     history_free(&h);
-    mlp_free(&m);
+    optim_free(&opt);
+    model_free(&m);
 }
 
 static void checkpoints(const char *good)
 {
     load_good(good);
-    ckpt_with_i64("ckpt-version-2.h5", "format_version", 2);
+    ckpt_with_i64("ckpt-version-3.h5", "format_version", 3);
     ckpt_with_i64("ckpt-version-0.h5", "format_version", 0);
     ckpt_with_i64("ckpt-epoch-negative.h5", "epoch", -1);
     ckpt_with_i64("ckpt-epoch-3.h5", "epoch", 3); /* the history holds 2 */
@@ -382,7 +392,7 @@ static void checkpoints(const char *good)
 
     /* A valid checkpoint of the smallest model (a small fuzzing seed). */
     ckpt_fresh("ok-ckpt-784-1-10.h5", (const int[]){784, 1, 10}, 2);
-    /* Internally consistent, but not for 784-pixel, 10-class data. */
+    /* Internally consistent, but not for 28 x 28, 10-class data. */
     ckpt_fresh("ckpt-input-800.h5", (const int[]){800, 8, 10}, 2);
     ckpt_fresh("ckpt-output-12.h5", (const int[]){784, 8, 12}, 2);
     free(g_ckpt);

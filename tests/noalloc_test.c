@@ -8,18 +8,19 @@
  * Run under mpiexec with 1, 2 and 3 ranks (2 OpenMP threads on 1 rank). After a few
  * warm-up steps (the OpenMP pool, OpenBLAS's buffers and MPI's lazily
  * created state may allocate once), it counts over STEPS whole steps of
- * each path the trainer uses: batch gather + input scaling + train_step
- * (one rank or the node-shared window, the default on one node); the same
- * with on-the-fly augmentation; the sharded optimizer over messages
- * (reduce-scatter + allgather, across nodes); one allreduce
- * (--shard-optimizer 0); and det_step (--deterministic).
+ * each path the trainer uses, with the kinds chosen by exchange_choose as
+ * the trainer chooses them: loader_batch (gather + standardisation) +
+ * exchange_step (one rank or the node-shared window, the default on one
+ * node); the same with on-the-fly augmentation; the sharded optimizer over
+ * messages (reduce-scatter + allgather, across nodes); one allreduce
+ * (--shard-optimizer 0); and the exact kind (--deterministic).
  * Zero allocations are required from the trainer's own code (this
  * executable, which links it statically) on every path. What the libraries
  * allocate inside the calls we make is printed with the function that did
  * it: OpenBLAS 0.3.21's threaded GEMM driver mallocs its job table on every
  * multi-threaded sgemm call, Open MPI's tuned collectives take temporary
  * buffers per call, and libgomp mallocs a team for every nested parallel
- * region (det_step's per-shard kernels run inside its shard loop).
+ * region (the exact kind's per-shard kernels run inside its shard loop).
  *
  * Not built under the sanitizers: their runtime owns malloc. */
 #define _GNU_SOURCE /* dladdr */
@@ -35,9 +36,10 @@
 #include "mnist/augment.h"
 #include "mnist/comm.h"
 #include "mnist/data.h"
-#include "mnist/det.h"
-#include "mnist/mlp.h"
-#include "mnist/train.h"
+#include "mnist/exchange.h"
+#include "mnist/loader.h"
+#include "mnist/model.h"
+#include "mnist/optim.h"
 #include "test_util.h"
 
 /* ---- the counting allocator ------------------------------------------ */
@@ -164,90 +166,64 @@ static const char *const PATH_NAMES[] = {"default (one rank / node-shared window
                                          "one allreduce (--shard-optimizer 0)",
                                          "deterministic"};
 
-static void make_model(Mlp *m)
+/* The exchange kind of each path, chosen as the trainer chooses it. */
+static ExchangeKind path_kind(Path path, int P)
 {
-    Error e;
-    if (mlp_create(m, SIZES, 3, 0.2f, B, &e)) {
-        fprintf(stderr, "%s\n", e.msg);
-        exit(2);
+    switch (path) {
+    case PATH_SHARDED: return exchange_choose(0, 2, P);
+    case PATH_ALLREDUCE: return exchange_choose(0, 0, P);
+    case PATH_DET: return exchange_choose(1, 1, P);
+    default: return exchange_choose(0, 1, P);
     }
-    mlp_init_params(m, 5);
-    m->weight_decay = 1e-4f; /* every rule of the update on */
-    m->clip_norm = 5.0f;
-    m->max_norm = 3.0f;
 }
 
-/* Runs WARMUP + STEPS steps of `path`; returns the allocations counted in
- * the last STEPS that the path must not make. */
+/* Runs WARMUP + STEPS steps of `path` (the loader's batch, then the
+ * exchange's step, as the trainer does); the trainer's code must not
+ * allocate in the last STEPS. */
 static void run_path(const Comm *world, const Dataset *d, Path path, int threads)
 {
-    Mlp m;
-    make_model(&m);
-    Adam opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0};
-    const int P = world->size;
+    Model m;
+    Optimizer opt;
     Error e;
+    TU_CHECK(model_create_mlp(&m, SIZES, 3, 0.2f, B, &e) == 0, "model: %s", e.msg);
+    model_init_params(&m, 5);
+    /* every rule of the update on */
+    const OptimConfig oc = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                            .weight_decay = 1e-4f, .clip_norm = 5.0f, .max_norm = 3.0f};
+    TU_CHECK(optim_create(&opt, &oc, m.param_floats, m.tensors, m.num_tensors, &e) == 0,
+             "optimizer: %s", e.msg);
+    ShardPlan plan;
+    TU_CHECK(shard_plan(&plan, d->rows, B, path == PATH_DET ? 8 : 0, world->rank, world->size,
+                        &e) == 0, "plan: %s", e.msg);
+    /* this rank's rows, as the trainer reads them */
+    Dataset mine = *d;
+    mine.images = d->images + plan.local_first * MNIST_PIXELS;
+    mine.labels = d->labels + plan.local_first;
+    mine.rows = plan.local_rows;
+    const AugmentParams aug = augment_defaults();
+    Loader loader;
+    TU_CHECK(loader_create(&loader, &plan, &mine, 7, path == PATH_AUGMENT ? &aug : NULL, threads,
+                           &e) == 0, "loader: %s", e.msg);
+    loader.in_mean = 0.1f, loader.in_scale = 3.0f; /* standardisation on */
+    const ExchangeConfig xc = {.kind = path_kind(path, world->size), .global_batch = B,
+                               .plan = &plan, .threads = threads};
+    Exchange *x = exchange_create(&xc, &m, &opt, world, &e);
+    TU_CHECK(x != NULL, "exchange: %s", e.msg);
 
-    CommSegments seg = {NULL, NULL};
-    CommShared shared = {NULL, NULL, 0, 0, NULL, NULL};
-    StepComm sc = {NULL, NULL};
-    if ((path == PATH_DEFAULT || path == PATH_AUGMENT || path == PATH_SHARDED) && P > 1) {
-        TU_CHECK(train_segments_init(world, &m, &seg) == 0, "segments");
-        sc.shard = &seg;
-        if (path != PATH_SHARDED) {
-            TU_CHECK(train_shared_enter(world, &m, &shared) == 0, "node-shared window");
-            sc.shared = &shared;
-        }
-    }
-    DetPlan plan;
-    DetWork det;
-    int b_local = B / P + (world->rank < B % P);
-    if (path == PATH_DET) {
-        TU_CHECK(det_plan(&plan, d->rows, B, 8, world->rank, P, &e) == 0, "det_plan: %s", e.msg);
-        TU_CHECK(det_work_create(&det, &m, &plan, threads, &e) == 0, "det_work: %s", e.msg);
-        b_local = plan.local_batch;
-    }
-    AugmentParams aug = augment_defaults();
-    float *aug_scratch = malloc(sizeof(float) * augment_scratch_floats() * (size_t)threads);
-    const uint8_t *src[B];
-
-    float *x = malloc(sizeof(float) * B * MNIST_PIXELS);
-    uint8_t y[B];
-    int pred[B];
-    size_t idx[B];
-    uint64_t ids[B];
-    double loss = 0;
-    int64_t correct = 0;
-    StepTimes times = {0};
-
-    for (int s = 0; s < WARMUP + STEPS; s++) {
+    loader_epoch(&loader, 1);
+    for (int s = 0; s < WARMUP + STEPS && x; s++) {
         if (s == WARMUP) {
             comm_barrier(world);
             reset();
             counting = 1;
         }
-        for (int i = 0; i < b_local; i++) {
-            idx[i] = ((size_t)(world->rank * 131 + s * B + i)) % d->rows;
-            ids[i] = idx[i];
-        }
-        if (path == PATH_AUGMENT) {
-            for (int i = 0; i < b_local; i++) {
-                src[i] = d->images + idx[i] * MNIST_PIXELS;
-                y[i] = d->labels[idx[i]];
-            }
-            augment_batch(x, src, b_local, &aug, 9 + (uint64_t)s, ids, aug_scratch, threads);
-        } else {
-            data_gather_batch(x, y, d, idx, b_local);
-        }
-        mlp_normalize_input(&m, x, b_local);
-        int flags;
-        if (path == PATH_DET)
-            flags = det_step(&det, &plan, &m, &opt, world, x, y, ids, B, 3 + (uint64_t)s, 0,
-                             pred, &loss, &correct, &times);
-        else
-            flags = train_step(&m, &opt, world, x, y, ids, b_local, B, 3 + (uint64_t)s, 0, pred,
-                               &loss, &correct, &times,
-                               path == PATH_ALLREDUCE ? NULL : &sc);
-        TU_CHECK(flags == 0, "%s: step %d flags %d", PATH_NAMES[path], s, flags);
+        loader_batch(&loader, (size_t)s % plan.steps);
+        const Batch *b = &loader.batch;
+        StepOut out;
+        exchange_step(x, &(StepIn){.x = b->x, .y = b->y, .ids = b->ids, .rows = b->n,
+                                   .dropout_key = 3 + (uint64_t)s},
+                      &out);
+        TU_CHECK(out.flags == 0, "%s: step %d flags %d", PATH_NAMES[path], s, out.flags);
     }
     counting = 0;
 
@@ -262,15 +238,10 @@ static void run_path(const Comm *world, const Dataset *d, Path path, int threads
         count_ours(&lib_calls, 1, PATH_NAMES[path], world->rank);
     }
 
-    free(x);
-    free(aug_scratch);
-    if (path == PATH_DET)
-        det_work_free(&det);
-    if (sc.shared)
-        train_shared_leave(&m, &shared);
-    comm_shared_free(&shared);
-    comm_segments_free(&seg);
-    mlp_free(&m);
+    exchange_free(x);
+    loader_free(&loader);
+    optim_free(&opt);
+    model_free(&m);
 }
 
 int main(int argc, char **argv)

@@ -34,7 +34,7 @@ cd "$SRC" # jobs are submitted from the repository root, as users do
 # Outside SLURM every script refuses with a clear message.
 for job in jobs/*.sbatch; do
   out=$(env -u SLURM_JOB_ID bash "$job" 2>&1)
-  [[ $? -eq 2 ]] && grep -q "not inside a SLURM job" <<<"$out" && pass "$job refuses to run outside SLURM" \
+  [[ $? -eq 2 ]] && grep -q "not inside a SLURM job; submit from the repository root with: sbatch $job" <<<"$out" && pass "$job refuses to run outside SLURM" \
     || { fail "$job outside SLURM"; echo "$out"; }
 done
 
@@ -119,7 +119,7 @@ sleep 5
 scontrol update JobId="$j" StartTime=now >/dev/null 2>&1
 state=$(wait_job "$j")
 out=$T/mnist-hybrid_$j.out
-if [[ $state == COMPLETED ]] && grep -q "stopped by signal 10 at epoch" "$out" &&
+if [[ $state == COMPLETED ]] && grep -q "stopped by SIGUSR1 after [0-9]* epochs* and" "$out" &&
    grep -q "requeueing job $j" "$out" && grep -q "resumed from .*epoch-000[0-9]-step-" "$out"; then
   pass "signalled job checkpointed mid-epoch, exited 75, requeued and resumed"
 else

@@ -72,7 +72,7 @@ static void test_identity_is_exact(void)
     src[0] = 255;
     src[N - 1] = 255; /* corners: the zero border must not leak in */
     const uint8_t *rows[1] = {src};
-    Dataset d = {.images = src, .rows = 1};
+    Dataset d = {.images = src, .rows = 1, .shape = {AUGMENT_SIDE, AUGMENT_SIDE, 1}};
     const size_t idx = 0;
     data_gather_batch(ref, NULL, &d, &idx, 1);
 

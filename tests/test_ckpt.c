@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "mnist/ckpt.h"
+#include "mnist/model.h"
+#include "mnist/optim.h"
 #include "mnist/h5data.h"
 #include "mnist/rng.h"
 #include "test_util.h"
@@ -16,17 +18,19 @@ static const int SIZES[] = {784, 32, 16, 10};
 
 /* A model with every flat vector filled with distinct values, a history,
  * and Adam at step 17. */
-static void make_state(Mlp *m, Adam *opt, History *h)
+static void make_state(Model *m, Optimizer *opt, History *h)
 {
     Error e;
-    CU_ASSERT_FATAL(mlp_create(m, SIZES, 3, 0.25f, 8, &e) == 0);
+    CU_ASSERT_FATAL(model_create_mlp(m, SIZES, 3, 0.25f, 8, &e) == 0);
+    const OptimConfig oc = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    CU_ASSERT_FATAL(optim_create(opt, &oc, m->param_floats, m->tensors, m->num_tensors, &e) == 0);
     uint64_t key = rng_key(1, 2, 3, 4);
     for (size_t k = 0; k < m->param_floats; k++) {
         m->params[k] = (float)rng_normal(key, k);
-        m->adam_m[k] = (float)rng_normal(key, k + m->param_floats);
-        m->adam_v[k] = rng_uniform(key, k);
+        opt->m[k] = (float)rng_normal(key, k + m->param_floats);
+        opt->v[k] = rng_uniform(key, k);
     }
-    *opt = (Adam){1e-3f, 0.9f, 0.999f, 1e-8f, 17};
+    opt->adam.t = 17;
     memset(h, 0, sizeof *h);
     for (int i = 1; i <= 3; i++) {
         EpochStats s = {i, 1.0 / i, 0.9, i == 2 ? NAN : 0.5, 0.95, 2.5, 20000};
@@ -34,16 +38,28 @@ static void make_state(Mlp *m, Adam *opt, History *h)
     }
 }
 
-/* Compares only the real tensor elements (padding is never written). */
-static int same_tensors(const Mlp *a, const float *fa, const Mlp *b, const float *fb)
+static void free_state(Model *m, Optimizer *opt, History *h)
 {
-    for (int l = 0; l < a->num_layers; l++)
-        for (int which = 0; which < 2; which++) {
-            size_t n = which ? (size_t)a->sizes[l + 1] : (size_t)a->sizes[l] * a->sizes[l + 1];
-            if (memcmp(fa + mlp_tensor_offset(a, l, which), fb + mlp_tensor_offset(b, l, which),
-                       n * sizeof(float)) != 0)
-                return 0;
-        }
+    model_free(m);
+    optim_free(opt);
+    history_free(h);
+}
+
+/* An empty optimizer for reading into. */
+static void blank_optimizer(Optimizer *o, const Model *m)
+{
+    Error e;
+    const OptimConfig oc = {.lr = 1.0f};
+    CU_ASSERT_FATAL(optim_create(o, &oc, m->param_floats, m->tensors, m->num_tensors, &e) == 0);
+}
+
+/* Compares only the real tensor elements (padding is never written). */
+static int same_tensors(const Model *a, const float *fa, const Model *b, const float *fb)
+{
+    for (int t = 0; t < a->num_tensors; t++)
+        if (memcmp(fa + a->tensors[t].offset, fb + b->tensors[t].offset,
+                   a->tensors[t].count * sizeof(float)) != 0)
+            return 0;
     return 1;
 }
 
@@ -56,56 +72,132 @@ static void test_roundtrip_bit_exact(void)
     CU_ASSERT(ckpt_path(path, sizeof path, dir, 3, 42) == 0);
     CU_ASSERT(strstr(path, "/checkpoints/epoch-0003-step-0000042.h5") != NULL);
     snprintf(path, sizeof path, "%s/c.h5", dir);
-    Mlp m, r;
-    Adam opt, ropt = {0};
+    Model m, r;
+    Optimizer opt, ropt;
     History h, rh = {0};
     make_state(&m, &opt, &h);
-    CkptMeta meta = {3, 1234567, 17, {1.5, 100, 128, 2.25}}, rmeta = {0, 0, 0, {0, 0, 0, 0}};
+    CkptMeta meta = {.epoch = 3, .seed = 1234567, .step = 17, .partial = {1.5, 100, 128, 2.25},
+                     .run_id = 99, .wall_s = 12.5, .segments = "[{\"a\":1}]"},
+             rmeta = {0};
     Error e;
     CU_ASSERT_FATAL(ckpt_write(path, &m, &opt, &meta, &h, "{\"a\":1}", &e) == 0);
     CU_ASSERT_EQUAL(tu_count_entries(dir), 1);
-    int sizes[MLP_MAX_LAYERS + 1];
-    CU_ASSERT_EQUAL(ckpt_read_layers(path, sizes, &e), 3);
-    CU_ASSERT(memcmp(sizes, SIZES, sizeof SIZES) == 0);
-    CU_ASSERT_FATAL(mlp_create(&r, SIZES, 3, 0.25f, 8, &e) == 0);
+    CkptModel desc;
+    CU_ASSERT_EQUAL_FATAL(ckpt_read_model(path, &desc, &e), 0);
+    CU_ASSERT_EQUAL(desc.format_version, CKPT_FORMAT_VERSION);
+    CU_ASSERT(memcmp(&desc.spec, &m.spec, sizeof desc.spec) == 0);
+    CU_ASSERT(desc.input.h == 1 && desc.input.w == 1 && desc.input.c == 784);
+    CU_ASSERT_EQUAL(desc.classes, 10);
+    /* the model is rebuilt from the file alone */
+    CU_ASSERT_FATAL(model_create(&r, &desc.spec, desc.input, desc.classes, 8, &e) == 0);
+    blank_optimizer(&ropt, &r);
     CU_ASSERT_FATAL(ckpt_read(path, &r, &ropt, &rmeta, &rh, &e) == 0);
     CU_ASSERT(same_tensors(&m, m.params, &r, r.params));
-    CU_ASSERT(same_tensors(&m, m.adam_m, &r, r.adam_m));
-    CU_ASSERT(same_tensors(&m, m.adam_v, &r, r.adam_v));
-    CU_ASSERT_EQUAL(ropt.t, 17);
-    CU_ASSERT_EQUAL(ropt.lr, opt.lr);
-    CU_ASSERT_EQUAL(ropt.beta2, opt.beta2);
+    CU_ASSERT(same_tensors(&m, opt.m, &r, ropt.m));
+    CU_ASSERT(same_tensors(&m, opt.v, &r, ropt.v));
+    CU_ASSERT_EQUAL(ropt.adam.t, 17);
+    CU_ASSERT_EQUAL(ropt.adam.lr, opt.adam.lr);
+    CU_ASSERT_EQUAL(ropt.adam.beta2, opt.adam.beta2);
     CU_ASSERT_EQUAL(rmeta.epoch, 3);
     CU_ASSERT_EQUAL(rmeta.seed, 1234567);
     CU_ASSERT_EQUAL(rmeta.step, 17);
     CU_ASSERT_EQUAL(rmeta.partial[0], 1.5);
     CU_ASSERT_EQUAL(rmeta.partial[3], 2.25);
+    CU_ASSERT_EQUAL(rmeta.run_id, 99);
+    CU_ASSERT_EQUAL(rmeta.wall_s, 12.5);
+    CU_ASSERT_STRING_EQUAL(rmeta.segments, "[{\"a\":1}]");
     CU_ASSERT_EQUAL_FATAL(rh.count, 3);
     CU_ASSERT_EQUAL(rh.items[2].epoch, 3);
     CU_ASSERT_EQUAL(rh.items[2].train_loss, 1.0 / 3);
     CU_ASSERT(isnan(rh.items[1].val_loss));
-    mlp_free(&r);
-    mlp_free(&m);
-    history_free(&h);
-    history_free(&rh);
+    free_state(&r, &ropt, &rh);
+    free_state(&m, &opt, &h);
     tu_rmrf(dir);
+}
+
+/* A model of another shape and class count (an EMNIST-like 47 classes on
+ * 32 x 32 x 3 images) keeps both through a checkpoint, and an
+ * inference-only file (no optimizer) holds zero moments. */
+static void test_shapes_and_classes_roundtrip(void)
+{
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/c47.h5", dir);
+    ModelSpec spec;
+    Model m, r;
+    Error e;
+    CU_ASSERT_FATAL(model_spec_parse(&spec, "dense:20,relu,dense:47", &e) == 0);
+    CU_ASSERT_FATAL(model_create(&m, &spec, (Shape){32, 32, 3}, 47, 4, &e) == 0);
+    model_init_params(&m, 3);
+    m.in_mean = 0.125f, m.in_scale = 3.0f;
+    History h = {0};
+    CkptMeta meta = {.seed = 5};
+    CU_ASSERT_FATAL(ckpt_write(path, &m, NULL, &meta, &h, "{}", &e) == 0);
+    CkptModel desc;
+    CU_ASSERT_FATAL(ckpt_read_model(path, &desc, &e) == 0);
+    CU_ASSERT(desc.input.h == 32 && desc.input.w == 32 && desc.input.c == 3);
+    CU_ASSERT_EQUAL(desc.classes, 47);
+    CU_ASSERT_EQUAL(desc.in_mean, 0.125f);
+    CU_ASSERT_FATAL(model_create(&r, &desc.spec, desc.input, desc.classes, 4, &e) == 0);
+    Optimizer o;
+    blank_optimizer(&o, &r);
+    o.m[0] = 1.0f;
+    CU_ASSERT_FATAL(ckpt_read(path, &r, &o, &meta, &h, &e) == 0);
+    CU_ASSERT(same_tensors(&m, m.params, &r, r.params));
+    CU_ASSERT_EQUAL(o.m[0], 0.0f);
+    CU_ASSERT_EQUAL(r.in_scale, 3.0f);
+    optim_free(&o);
+    model_free(&r);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+
+/* A checkpoint of the first release (format 1: layer_sizes, dropout) still
+ * loads as the MLP it describes on 28 x 28 images and 10 classes. */
+static void test_format_1_loads(void)
+{
+    const char *path = MNIST_TEST_DATA "/ckpt-v1-0.1.0.h5";
+    CkptModel desc;
+    Error e;
+    CU_ASSERT_FATAL(ckpt_read_model(path, &desc, &e) == 0);
+    CU_ASSERT_EQUAL(desc.format_version, 1);
+    CU_ASSERT(desc.input.h == 28 && desc.input.w == 28 && desc.input.c == 1);
+    CU_ASSERT_EQUAL(desc.classes, 10);
+    char text[128];
+    CU_ASSERT(model_spec_format(text, sizeof text, &desc.spec) == 0);
+    CU_ASSERT_STRING_EQUAL(text, "dense:8,relu,dropout:0.2,dense:10");
+    Model m;
+    Optimizer o;
+    CkptMeta meta;
+    History h = {0};
+    CU_ASSERT_FATAL(model_create(&m, &desc.spec, desc.input, desc.classes, 4, &e) == 0);
+    blank_optimizer(&o, &m);
+    CU_ASSERT_EQUAL(ckpt_read(path, &m, &o, &meta, &h, &e), 0);
+    CU_ASSERT_EQUAL(meta.epoch, 2);
+    CU_ASSERT_EQUAL(meta.seed, 42);
+    CU_ASSERT_EQUAL(h.count, 2);
+    double sum = 0;
+    for (size_t k = 0; k < m.param_floats; k++)
+        sum += fabs(m.params[k]);
+    CU_ASSERT(sum > 0);
+    free_state(&m, &o, &h);
 }
 
 static void expect_read_error(const char *path, const int *sizes, int L, const char *words)
 {
-    Mlp r;
-    Adam o;
+    Model r;
+    Optimizer o;
     CkptMeta meta;
     History h = {0};
     Error e = {{0}};
-    CU_ASSERT_FATAL(mlp_create(&r, sizes, L, 0.25f, 8, &e) == 0);
+    CU_ASSERT_FATAL(model_create_mlp(&r, sizes, L, 0.25f, 8, &e) == 0);
+    blank_optimizer(&o, &r);
     CU_ASSERT_EQUAL(ckpt_read(path, &r, &o, &meta, &h, &e), -1);
     CU_ASSERT(strstr(e.msg, path) != NULL);
     CU_ASSERT(strstr(e.msg, words) != NULL);
     if (!strstr(e.msg, words))
         printf("\n  message was: %s", e.msg);
-    mlp_free(&r);
-    history_free(&h);
+    free_state(&r, &o, &h);
 }
 
 static void test_bad_checkpoints(void)
@@ -113,17 +205,17 @@ static void test_bad_checkpoints(void)
     char dir[256], path[512], bad[600];
     tu_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/good.h5", dir);
-    Mlp m;
-    Adam opt;
+    Model m;
+    Optimizer opt;
     History h;
     make_state(&m, &opt, &h);
-    CkptMeta meta = {3, 1, 0, {0, 0, 0, 0}};
+    CkptMeta meta = {.epoch = 3, .seed = 1};
     Error e;
     CU_ASSERT_FATAL(ckpt_write(path, &m, &opt, &meta, &h, "{}", &e) == 0);
 
     /* other widths than the run's */
     const int other[] = {784, 64, 10};
-    expect_read_error(path, other, 2, "layer sizes 784,32,16,10 but this run uses 784,64,10");
+    expect_read_error(path, other, 2, "checkpoint has layers 784-32-16-10 but this run uses 784-64-10");
 
     /* one flipped byte inside the first weight matrix: the checksum catches it */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -169,7 +261,7 @@ static void test_bad_checkpoints(void)
     H5Aclose(a);
     H5Fclose(f);
     expect_read_error(bad, SIZES, 3, "format version 99");
-    /* a tensor whose shape contradicts layer_sizes */
+    /* a tensor whose shape contradicts the layer list */
     snprintf(bad, sizeof bad, "%s/shape.h5", dir);
     CU_ASSERT_FATAL(ckpt_write(bad, &m, &opt, &meta, &h, "{}", &e) == 0);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -180,10 +272,9 @@ static void test_bad_checkpoints(void)
                         H5P_DEFAULT));
     H5Sclose(s);
     H5Fclose(f);
-    expect_read_error(bad, SIZES, 3, "model/dense1/b has shape [3,0] but the layer sizes say [16,0]");
+    expect_read_error(bad, SIZES, 3, "model/dense1/b has shape [3,0] but the model says [16,0]");
 
-    mlp_free(&m);
-    history_free(&h);
+    free_state(&m, &opt, &h);
     tu_rmrf(dir);
 }
 
@@ -196,17 +287,17 @@ static void test_find_latest(void)
     snprintf(sub, sizeof sub, "%s/checkpoints", dir);
     Error e;
     CU_ASSERT_FATAL(path_mkdirs(sub, &e) == 0);
-    Mlp m;
-    Adam opt;
+    Model m;
+    Optimizer opt;
     History h;
     make_state(&m, &opt, &h);
     for (int epoch = 2; epoch <= 10; epoch += 4) {
-        CkptMeta meta = {epoch, 1, 0, {0, 0, 0, 0}};
+        CkptMeta meta = {.epoch = epoch, .seed = 1};
         ckpt_path(path, sizeof path, dir, epoch, 0);
         CU_ASSERT(ckpt_write(path, &m, &opt, &meta, &h, "{}", &e) == 0);
     }
     /* a stop in mid-epoch 11 is later than the end of epoch 10 */
-    CkptMeta mid = {10, 1, 5, {0, 0, 0, 0}};
+    CkptMeta mid = {.epoch = 10, .seed = 1, .step = 5};
     ckpt_path(path, sizeof path, dir, 10, 5);
     CU_ASSERT(ckpt_write(path, &m, &opt, &mid, &h, "{}", &e) == 0);
     /* a newer but broken file is skipped, as is a stray temp file */
@@ -214,8 +305,7 @@ static void test_find_latest(void)
     tu_write(path, sizeof path, sub, "epoch-0013.h5.tmp.123", "garbage", 7);
     CU_ASSERT_EQUAL(ckpt_find_latest(dir, path, sizeof path), 1);
     CU_ASSERT(strstr(path, "epoch-0010-step-0000005.h5") != NULL);
-    mlp_free(&m);
-    history_free(&h);
+    free_state(&m, &opt, &h);
     tu_rmrf(dir);
 }
 
@@ -226,6 +316,8 @@ int test_ckpt_register(void)
         return -1;
     h5_quiet();
     return (CU_add_test(s, "save -> load is bit-exact", test_roundtrip_bit_exact) &&
+            CU_add_test(s, "image shape and class count kept", test_shapes_and_classes_roundtrip) &&
+            CU_add_test(s, "format-1 checkpoints still load", test_format_1_loads) &&
             CU_add_test(s, "bad checkpoints are refused", test_bad_checkpoints) &&
             CU_add_test(s, "find latest valid checkpoint", test_find_latest))
                ? 0

@@ -37,7 +37,7 @@ static void test_shards_cover_every_row_once(void)
 
 static void test_gather_scales_and_follows_indices(void)
 {
-    Dataset d = {0};
+    Dataset d = {.shape = {MNIST_SIDE, MNIST_SIDE, 1}};
     d.rows = 3;
     d.images = calloc(3 * MNIST_PIXELS, 1);
     d.labels = calloc(3, 1);

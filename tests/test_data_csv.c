@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "mnist/data.h"
+#include "mnist/data_csv.h"
+#include "mnist/data_idx.h"
 
 int test_data_csv_register(void);
 
@@ -197,7 +199,7 @@ static void expect_csv_ok(const char *data, size_t len, size_t rows, int labelle
     CU_ASSERT_EQUAL_FATAL(write_bytes(path, data, len), 0);
     Dataset d;
     Error e = {{0}};
-    int rc = data_csv_read(path, &d, &e);
+    int rc = data_csv_read(path, 10, &d, &e);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc != 0)
         fprintf(stderr, "\n    unexpected error: %s\n", e.msg);
@@ -232,9 +234,9 @@ static void expect_csv_error(const char *data, size_t len, const char *loc, cons
     tmpdir_file(path, sizeof path, &t, "bad.csv");
     CU_ASSERT_EQUAL_FATAL(write_bytes(path, data, len), 0);
     /* Garbage in out must not matter, and must not survive an error. */
-    Dataset d = {(uint8_t *)path, (uint8_t *)path, 77};
+    Dataset d = {.images = (uint8_t *)path, .labels = (uint8_t *)path, .rows = 77};
     Error e = {{0}};
-    CU_ASSERT_EQUAL(data_csv_read(path, &d, &e), -1);
+    CU_ASSERT_EQUAL(data_csv_read(path, 10, &d, &e), -1);
     CU_ASSERT(dataset_is_empty(&d));
     check_msg(e.msg, path, loc, want, exact);
     tmpdir_remove(&t);
@@ -501,11 +503,11 @@ static void test_csv_missing_file(void)
     tmpdir_file(path, sizeof path, &t, "absent.csv");
     Dataset d = {0};
     Error e = {{0}};
-    CU_ASSERT_EQUAL(data_csv_read(path, &d, &e), -1);
+    CU_ASSERT_EQUAL(data_csv_read(path, 10, &d, &e), -1);
     CU_ASSERT(dataset_is_empty(&d));
     check_msg(e.msg, path, "", "cannot open: No such file or directory", 1);
     /* A NULL Error is allowed and must not crash. */
-    CU_ASSERT_EQUAL(data_csv_read(path, &d, NULL), -1);
+    CU_ASSERT_EQUAL(data_csv_read(path, 10, &d, NULL), -1);
     tmpdir_remove(&t);
 }
 
@@ -642,6 +644,8 @@ static void test_csv_10mb_line(void)
 static void make_dataset(Dataset *d, size_t rows, int labelled)
 {
     d->rows = rows;
+    d->shape = (Shape){MNIST_SIDE, MNIST_SIDE, 1};
+    d->classes = 10;
     d->images = malloc(rows * MNIST_PIXELS);
     d->labels = labelled ? malloc(rows) : NULL;
     CU_ASSERT_PTR_NOT_NULL_FATAL(d->images);
@@ -664,7 +668,7 @@ static void round_trip(int labelled)
     Error e = {{0}};
     CU_ASSERT_EQUAL(data_csv_write(path, &src, &e), 0);
     CU_ASSERT_EQUAL(tmpdir_count(&t), 1); /* the output, no temp file */
-    CU_ASSERT_EQUAL(data_csv_read(path, &back, &e), 0);
+    CU_ASSERT_EQUAL(data_csv_read(path, 10, &back, &e), 0);
     CU_ASSERT_EQUAL(back.rows, src.rows);
     if (back.rows == src.rows && back.images) {
         CU_ASSERT_EQUAL(memcmp(back.images, src.images, src.rows * MNIST_PIXELS), 0);
@@ -745,6 +749,40 @@ static void test_csv_write_errors(void)
     tmpdir_remove(&t);
 }
 
+/* An EMNIST-style file: 47 classes declared, labels 0..46 with two digits,
+ * read back and written again; a label past the declared count names its
+ * line and column. */
+static void test_csv_more_classes(void)
+{
+    TmpDir t = tmpdir_make();
+    char path[128], out[128];
+    tmpdir_file(path, sizeof path, &t, "emnist.csv");
+    tmpdir_file(out, sizeof out, &t, "again.csv");
+    Buf b = {0};
+    add_row(&b, 0, 1, 785, 1, "46", "\n");
+    add_row(&b, 1, 1, 785, 1, "12", "\n");
+    CU_ASSERT_EQUAL_FATAL(write_bytes(path, b.p, b.len), 0);
+    Dataset d = {0}, back = {0};
+    Error e = {{0}};
+    CU_ASSERT_EQUAL_FATAL(data_csv_read(path, 47, &d, &e), 0);
+    CU_ASSERT(d.labels[0] == 46 && d.labels[1] == 12 && d.classes == 47);
+    CU_ASSERT(d.shape.h == 28 && d.shape.w == 28 && d.shape.c == 1);
+    CU_ASSERT_EQUAL(data_csv_write(out, &d, &e), 0);
+    CU_ASSERT_EQUAL(data_csv_read(out, 47, &back, &e), 0);
+    CU_ASSERT(back.rows == 2 && back.labels && back.labels[0] == 46);
+    dataset_free(&back);
+    /* the same file declared as digits */
+    CU_ASSERT_EQUAL(data_csv_read(path, 10, &back, &e), -1);
+    CU_ASSERT(strstr(e.msg, ":1:1: label 46 is outside 0..9") != NULL);
+    /* and with fewer classes than one label */
+    CU_ASSERT_EQUAL(data_csv_read(path, 40, &back, &e), -1);
+    CU_ASSERT(strstr(e.msg, ":1:1: label 46 is outside 0..39") != NULL);
+    CU_ASSERT_EQUAL(data_csv_read(path, 1, &back, &e), -1);
+    dataset_free(&d);
+    buf_free(&b);
+    tmpdir_remove(&t);
+}
+
 /* ---- IDX ----------------------------------------------------------------- */
 
 static void put_be32(Buf *b, uint32_t v)
@@ -795,7 +833,7 @@ static void idx_case(IdxCase *c, Buf *img, Buf *lbl)
     buf_free(img);
     if (lbl)
         buf_free(lbl);
-    Dataset garbage = {(uint8_t *)c, (uint8_t *)c, 5};
+    Dataset garbage = {.images = (uint8_t *)c, .labels = (uint8_t *)c, .rows = 5};
     c->d = garbage;
     memset(&c->e, 0, sizeof c->e);
 }
@@ -804,7 +842,7 @@ static void idx_expect_error(Buf *img, Buf *lbl, int bad_file_is_labels, const c
 {
     IdxCase c;
     idx_case(&c, img, lbl);
-    CU_ASSERT_EQUAL(data_idx_read(c.img, lbl ? c.lbl : NULL, &c.d, &c.e), -1);
+    CU_ASSERT_EQUAL(data_idx_read(c.img, lbl ? c.lbl : NULL, 10, &c.d, &c.e), -1);
     CU_ASSERT(dataset_is_empty(&c.d));
     check_msg(c.e.msg, bad_file_is_labels ? c.lbl : c.img, "", want, 0);
     tmpdir_remove(&c.t);
@@ -819,11 +857,11 @@ static void test_idx_good(void)
     idx_case(&c, &img, &lbl);
     CU_ASSERT_EQUAL(data_is_idx(c.img), 1);
     CU_ASSERT_EQUAL(data_is_idx(c.lbl), 1);
-    CU_ASSERT_EQUAL(data_idx_read(c.img, c.lbl, &c.d, &c.e), 0);
+    CU_ASSERT_EQUAL(data_idx_read(c.img, c.lbl, 10, &c.d, &c.e), 0);
     check_rows(&c.d, 12, 1);
     dataset_free(&c.d);
 
-    CU_ASSERT_EQUAL(data_idx_read(c.img, NULL, &c.d, &c.e), 0);
+    CU_ASSERT_EQUAL(data_idx_read(c.img, NULL, 10, &c.d, &c.e), 0);
     check_rows(&c.d, 12, 0);
     dataset_free(&c.d);
 
@@ -899,7 +937,7 @@ static void test_idx_count_mismatch(void)
     idx_labels(&lbl, 0x801, 5, 5);
     IdxCase c;
     idx_case(&c, &img, &lbl);
-    CU_ASSERT_EQUAL(data_idx_read(c.img, c.lbl, &c.d, &c.e), -1);
+    CU_ASSERT_EQUAL(data_idx_read(c.img, c.lbl, 10, &c.d, &c.e), -1);
     CU_ASSERT(dataset_is_empty(&c.d));
     char want[512];
     snprintf(want, sizeof want, "has 5 labels but %s has 4 images", c.img);
@@ -948,6 +986,7 @@ int test_data_csv_register(void)
         {"csv write round trip, no labels", test_csv_write_round_trip_no_labels},
         {"csv write format", test_csv_write_format},
         {"csv write errors", test_csv_write_errors},
+        {"csv with 47 classes", test_csv_more_classes},
         {"idx good + data_is_idx", test_idx_good},
         {"idx wrong magic / dims", test_idx_wrong_magic},
         {"idx truncated / trailing", test_idx_truncated},

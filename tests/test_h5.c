@@ -103,7 +103,7 @@ static void test_bad_files(void)
     expect_open_error(path, "no /images");
     snprintf(path, sizeof path, "%s/shape.h5", dir);
     write_odd(path, "images", H5T_STD_U8LE, 2, 4, 28);
-    expect_open_error(path, "[N,784]");
+    expect_open_error(path, "[N,P] with P a square number of pixels");
     snprintf(path, sizeof path, "%s/dtype.h5", dir);
     write_odd(path, "images", H5T_IEEE_F32LE, 2, 4, 784);
     expect_open_error(path, "unsigned 8-bit");
@@ -136,6 +136,99 @@ static void test_bad_files(void)
     tu_rmrf(dir);
 }
 
+/* An uncompressed uint8 dataset of nd dims (dims[0] rows) holding byte
+ * i % 251 at index i, as h5py writes it by default (contiguous). */
+static void write_images(hid_t f, const char *name, int nd, const hsize_t *dims)
+{
+    size_t n = 1;
+    for (int i = 0; i < nd; i++)
+        n *= dims[i];
+    uint8_t *buf = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(i % 251);
+    hid_t sp = H5Screate_simple(nd, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    free(buf);
+}
+
+/* The image shape comes from the file: [N,H,W], [N,H,W,C], or [N,P] with
+ * height/width/channels attributes; the class count from a classes
+ * attribute (else 10), and a label at or above it names its row. */
+static void test_shapes_and_classes_from_the_file(void)
+{
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir);
+    Error e;
+    H5Data h;
+    Dataset s = {0};
+    struct { int nd; hsize_t dims[4]; Shape want; } cases[] = {
+        {3, {6, 28, 28}, {28, 28, 1}}, {4, {6, 28, 28, 1}, {28, 28, 1}},
+        {4, {6, 32, 32, 3}, {32, 32, 3}}, {2, {6, 784}, {28, 28, 1}}, {3, {6, 20, 12}, {20, 12, 1}}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(path, sizeof path, "%s/shape%zu.h5", dir, k);
+        hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        write_images(f, "images", cases[k].nd, cases[k].dims);
+        H5Fclose(f);
+        CU_ASSERT_FATAL(h5data_open(&h, path, H5P_DEFAULT, &e) == 0);
+        CU_ASSERT(h.shape.h == cases[k].want.h && h.shape.w == cases[k].want.w &&
+                  h.shape.c == cases[k].want.c);
+        CU_ASSERT_FATAL(h5data_read(&h, 2, 3, &s, &e) == 0);
+        const size_t px = shape_size(cases[k].want);
+        CU_ASSERT(s.shape.h == cases[k].want.h && s.classes == 10);
+        CU_ASSERT_EQUAL(s.images[0], (uint8_t)((2 * px) % 251));
+        CU_ASSERT_EQUAL(s.images[3 * px - 1], (uint8_t)((5 * px - 1) % 251));
+        dataset_free(&s);
+        h5data_close(&h);
+    }
+    /* [N,P] with attributes: 4 x 5 x 3 */
+    snprintf(path, sizeof path, "%s/attrs.h5", dir);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    write_images(f, "images", 2, (const hsize_t[]){6, 60});
+    const int hwc[3] = {4, 5, 3}, classes = 47;
+    h5_attr_write(f, "height", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[0]);
+    h5_attr_write(f, "width", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[1]);
+    h5_attr_write(f, "channels", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[2]);
+    h5_attr_write(f, "classes", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &classes);
+    uint8_t labels[6] = {0, 9, 10, 46, 3, 47};
+    hsize_t n = 6;
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t ds = H5Dcreate2(f, "labels", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Fclose(f);
+    CU_ASSERT_FATAL(h5data_open(&h, path, H5P_DEFAULT, &e) == 0);
+    CU_ASSERT(h.shape.h == 4 && h.shape.w == 5 && h.shape.c == 3 && h.classes == 47);
+    CU_ASSERT_FATAL(h5data_read(&h, 0, 5, &s, &e) == 0);
+    CU_ASSERT_EQUAL(s.labels[3], 46);
+    dataset_free(&s);
+    CU_ASSERT_EQUAL(h5data_read(&h, 0, 6, &s, &e), -1);
+    CU_ASSERT(strstr(e.msg, "/labels[5] = 47 is outside 0..46") != NULL);
+    h5data_close(&h);
+    /* attributes that contradict the rows */
+    snprintf(path, sizeof path, "%s/liar.h5", dir);
+    f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    write_images(f, "images", 2, (const hsize_t[]){6, 61});
+    h5_attr_write(f, "height", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[0]);
+    h5_attr_write(f, "width", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[1]);
+    H5Fclose(f);
+    expect_open_error(path, "rows hold 61 bytes but its height, width and channels attributes say 4x5x1");
+    /* a written set keeps its shape and classes */
+    snprintf(path, sizeof path, "%s/written.h5", dir);
+    Dataset d = {0};
+    tu_synthetic(&d, 7, 2);
+    d.classes = 12;
+    CU_ASSERT_FATAL(h5data_write(path, &d, "t", &e) == 0);
+    CU_ASSERT_FATAL(h5data_open(&h, path, H5P_DEFAULT, &e) == 0);
+    CU_ASSERT(h.shape.h == 28 && h.shape.w == 28 && h.shape.c == 1 && h.classes == 12);
+    h5data_close(&h);
+    dataset_free(&d);
+    tu_rmrf(dir);
+}
+
 static void test_write_failure_leaves_nothing(void)
 {
     Dataset d = {0};
@@ -155,6 +248,7 @@ int test_h5_register(void)
     return (CU_add_test(s, "round trip and shard reads", test_roundtrip_and_shards) &&
             CU_add_test(s, "unlabelled file", test_unlabelled_file) &&
             CU_add_test(s, "each malformed file's message", test_bad_files) &&
+            CU_add_test(s, "shapes and classes from the file", test_shapes_and_classes_from_the_file) &&
             CU_add_test(s, "write failure leaves nothing", test_write_failure_leaves_nothing))
                ? 0
                : -1;

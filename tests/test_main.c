@@ -14,7 +14,8 @@ static const struct {
     const char *name;
     RegisterFn fn;
 } SUITES[] = {
-    {"ops", test_ops_register},       {"mlp", test_mlp_register},
+    {"ops", test_ops_register},       {"model", test_model_register},
+    {"loader", test_loader_register},
     {"optim", test_optim_register},   {"data", test_data_register},
     {"data_csv", test_data_csv_register}, {"h5", test_h5_register},
     {"ckpt", test_ckpt_register},     {"plot", test_plot_register},

@@ -212,10 +212,12 @@ static void test_curves_edge_cases(void)
     tu_rmrf(dir);
 }
 
-static void confusion_base(int64_t m[MNIST_CLASSES][MNIST_CLASSES])
+enum { C = 10 };
+
+static void confusion_base(int64_t m[C][C])
 {
-    memset(m, 0, sizeof(int64_t) * MNIST_CLASSES * MNIST_CLASSES);
-    for (int k = 0; k < MNIST_CLASSES; k++)
+    memset(m, 0, sizeof(int64_t) * C * C);
+    for (int k = 0; k < C; k++)
         m[k][k] = 1000 + 3 * k;
 }
 
@@ -223,7 +225,7 @@ static void test_confusion(void)
 {
     char dir[256], path[3][512];
     tu_tmpdir(dir, sizeof dir);
-    int64_t m[3][MNIST_CLASSES][MNIST_CLASSES];
+    int64_t m[3][C][C];
     /* the same matrix with cell (3, 5) empty, holding 950, holding 3; the
      * title's totals differ, but only cell (3, 5) turns blue */
     for (int i = 0; i < 3; i++)
@@ -235,7 +237,7 @@ static void test_confusion(void)
     int loaded = 1;
     for (int i = 0; i < 3; i++) {
         snprintf(path[i], sizeof path[i], "%s/confusion%d.png", dir, i);
-        CU_ASSERT_FATAL(plot_confusion(path[i], (const int64_t(*)[MNIST_CLASSES])m[i], &e) == 0);
+        CU_ASSERT_FATAL(plot_confusion(path[i], &m[i][0][0], C, &e) == 0);
         loaded &= check_png(&p[i], path[i], 700, 640) == 0;
     }
     CU_ASSERT_FATAL(loaded);
@@ -274,10 +276,10 @@ static void test_confusion(void)
         png_free(&p[i]);
 
     /* all zeros (nothing evaluated) still draws */
-    int64_t zero[MNIST_CLASSES][MNIST_CLASSES] = {{0}};
+    int64_t zero[C][C] = {{0}};
     char zpath[512];
     snprintf(zpath, sizeof zpath, "%s/zero.png", dir);
-    CU_ASSERT(plot_confusion(zpath, (const int64_t(*)[MNIST_CLASSES])zero, &e) == 0);
+    CU_ASSERT(plot_confusion(zpath, &zero[0][0], C, &e) == 0);
     Png z;
     if (check_png(&z, zpath, 700, 640) == 0)
         png_free(&z);
@@ -288,7 +290,8 @@ static void test_confusion(void)
 static void scores_fill(Scores *s, double v)
 {
     memset(s, 0, sizeof *s);
-    for (int k = 0; k < MNIST_CLASSES; k++)
+    s->classes = C;
+    for (int k = 0; k < C; k++)
         s->precision[k] = s->recall[k] = s->f1[k] = v;
 }
 
@@ -331,8 +334,8 @@ static void test_class_scores(void)
     if (check_png(&p, path, 1000, 450) == 0) {
         int height[16];
         int n = recall_bars(&p, height, 16);
-        CU_ASSERT_EQUAL(n, MNIST_CLASSES);
-        if (n == MNIST_CLASSES) {
+        CU_ASSERT_EQUAL(n, C);
+        if (n == C) {
             /* the axis does not start at 0: 0.99 is a tall bar and 0.90
              * visibly shorter, rather than ten bars of nearly equal height */
             CU_ASSERT(height[0] > 150);
@@ -377,9 +380,10 @@ static void test_mistakes(void)
         Mistake *m = &items[i];
         memset(m, 0, sizeof *m);
         m->prob = 0.99f - 0.01f * (float)i;
-        m->label = i % MNIST_CLASSES;
-        m->pred = (i + 3) % MNIST_CLASSES;
+        m->label = i % C;
+        m->pred = (i + 3) % C;
         m->index = 100 + i;
+        m->h = m->w = MNIST_SIDE;
         /* a stroke whose place varies by item, with soft edges */
         for (int r = 4; r < 24; r++)
             for (int c = 0; c < 4; c++)
@@ -396,7 +400,7 @@ static void test_mistakes(void)
     /* the ink follows the pixels: an all-ink digit adds >= 28x28x9 dark pixels */
     Mistake blank = items[0], full = items[0];
     memset(blank.pixels, 0, sizeof blank.pixels);
-    memset(full.pixels, 255, sizeof full.pixels);
+    memset(full.pixels, 255, MNIST_PIXELS);
     long dark[2] = {0, 0};
     const Mistake *one[2] = {&blank, &full};
     for (int i = 0; i < 2; i++) {
@@ -458,7 +462,7 @@ static void test_unwritable(void)
 {
     History h;
     history_make(&h, 3, 1);
-    int64_t m[MNIST_CLASSES][MNIST_CLASSES];
+    int64_t m[C][C];
     confusion_base(m);
     Scores s;
     scores_fill(&s, 0.97);
@@ -473,7 +477,7 @@ static void test_unwritable(void)
         for (int chart = 0; chart < 4; chart++) {
             Error e = {{0}};
             int rc = chart == 0   ? plot_curves(paths[i], &h, &e)
-                     : chart == 1 ? plot_confusion(paths[i], (const int64_t(*)[MNIST_CLASSES])m, &e)
+                     : chart == 1 ? plot_confusion(paths[i], &m[0][0], C, &e)
                      : chart == 2 ? plot_class_scores(paths[i], &s, &e)
                                   : plot_mistakes(paths[i], &mk, 1, &e);
             CU_ASSERT_EQUAL(rc, -1);

@@ -14,7 +14,8 @@
  * called 0. Classes 3..9: no samples, never predicted. */
 static void known_metrics(Metrics *m)
 {
-    memset(m, 0, sizeof *m);
+    Error e;
+    CU_ASSERT_FATAL(metrics_init(m, 10, &e) == 0);
     uint8_t labels[19];
     int pred[19], n = 0;
     for (int i = 0; i < 8; i++)
@@ -34,8 +35,8 @@ static void test_scores_by_hand(void)
 {
     Metrics m;
     known_metrics(&m);
-    CU_ASSERT_EQUAL(m.confusion[0][1], 2);
-    CU_ASSERT_EQUAL(m.confusion[2][0], 1);
+    CU_ASSERT_EQUAL(m.confusion[0 * 10 + 1], 2);
+    CU_ASSERT_EQUAL(m.confusion[2 * 10 + 0], 1);
     Scores s;
     metrics_scores(&m, &s);
     CU_ASSERT_EQUAL(s.count, 19);
@@ -57,6 +58,7 @@ static void test_scores_by_hand(void)
     CU_ASSERT_DOUBLE_EQUAL(s.macro_f1, f1sum / 10, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(s.weighted_recall, s.accuracy, 1e-12); /* always true */
     CU_ASSERT_DOUBLE_EQUAL(s.weighted_f1, (10 * s.f1[0] + 5 * s.f1[1] + 4 * s.f1[2]) / 19, 1e-12);
+    metrics_free(&m);
 }
 
 static char *slurp(const char *path)
@@ -88,7 +90,8 @@ static void test_report_files(void)
     EpochStats s1 = {1, 0.5, 0.8, NAN, NAN, 2.0, 1000}, s2 = {2, 0.25, 0.9, 0.3, 0.91, 2.0, 1100};
     history_push(&h, &s1, &e);
     history_push(&h, &s2, &e);
-    Mistake mk[2] = {{0.99f, 4, 9, 17, {0}}, {0.75f, 3, 5, 2, {0}}};
+    Mistake mk[2] = {{.prob = 0.99f, .label = 4, .pred = 9, .index = 17, .h = 28, .w = 28},
+                     {.prob = 0.75f, .label = 3, .pred = 5, .index = 2, .h = 28, .w = 28}};
     mk[0].pixels[300] = 255;
     RunInfo run = {.command = "train", .train_path = "train.h5", .test_path = "test \"quoted\".h5",
                    .checkpoint = "ck.h5", .layers = "784-512-512-10", .optimizer = "Adam lr 0.001",
@@ -157,6 +160,48 @@ static void test_report_files(void)
     CU_ASSERT(strstr(text, "<script") == NULL);
     free(text);
     history_free(&h);
+    metrics_free(&m);
+    tu_rmrf(dir);
+}
+
+/* 47 classes (EMNIST balanced): per-class rows, a 47 x 47 matrix in
+ * metrics.json and in report.md, charts drawn. */
+static void test_report_many_classes(void)
+{
+    char dir[256], rdir[300], path[400];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(rdir, sizeof rdir, "%s/report", dir);
+    Metrics m;
+    Error e;
+    CU_ASSERT_FATAL(metrics_init(&m, 47, &e) == 0);
+    uint8_t labels[94];
+    int pred[94];
+    for (int i = 0; i < 94; i++)
+        labels[i] = (uint8_t)(i % 47), pred[i] = i % 5 ? i % 47 : (i + 1) % 47;
+    metrics_add(&m, labels, pred, 94);
+    History h = {0};
+    RunInfo run = {.command = "evaluate", .train_path = "", .test_path = "emnist.h5",
+                   .checkpoint = "c", .layers = "784-47", .optimizer = "", .versions = "",
+                   .ranks = 1, .threads = 1, .config_json = "{}"};
+    CU_ASSERT_FATAL(report_write(rdir, &m, &h, &run, &e) == 0);
+    snprintf(path, sizeof path, "%s/metrics.json", rdir);
+    char *text = slurp(path);
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    cJSON *test = cJSON_GetObjectItem(root, "test");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(test, "per_class")), 47);
+    cJSON *cm = cJSON_GetObjectItem(test, "confusion_matrix");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cm), 47);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetArrayItem(cm, 46)), 47);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(test, "samples")->valueint, 94);
+    cJSON_Delete(root);
+    free(text);
+    snprintf(path, sizeof path, "%s/report.md", rdir);
+    text = slurp(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT(strstr(text, "| **46** |") != NULL); /* the last class's row */
+    free(text);
+    metrics_free(&m);
     tu_rmrf(dir);
 }
 
@@ -166,7 +211,7 @@ static void test_mistakes_keep_the_most_confident(void)
     int n = 0;
     const float probs[] = {0.5f, 0.9f, 0.7f, 0.95f, 0.6f, 0.9f};
     for (int i = 0; i < 6; i++) {
-        Mistake m = {probs[i], 1, 2, 100 - i, {0}};
+        Mistake m = {.prob = probs[i], .label = 1, .pred = 2, .index = 100 - i};
         mistakes_insert(list, &n, 3, &m);
     }
     CU_ASSERT_EQUAL(n, 3);
@@ -187,6 +232,7 @@ static void test_report_unwritable_dir(void)
     Error e = {{0}};
     CU_ASSERT_EQUAL(report_write("/proc/mnist-report", &m, &h, &run, &e), -1);
     CU_ASSERT(strstr(e.msg, "/proc/mnist-report") != NULL);
+    metrics_free(&m);
 }
 
 int test_report_register(void)
@@ -196,6 +242,7 @@ int test_report_register(void)
         return -1;
     return (CU_add_test(s, "scores from a known confusion matrix", test_scores_by_hand) &&
             CU_add_test(s, "metrics.json and report.md", test_report_files) &&
+            CU_add_test(s, "47 classes", test_report_many_classes) &&
             CU_add_test(s, "mistakes keep the most confident",
                         test_mistakes_keep_the_most_confident) &&
             CU_add_test(s, "unwritable directory", test_report_unwritable_dir))

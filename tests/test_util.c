@@ -69,11 +69,13 @@ int tu_count_entries(const char *dir)
 void tu_synthetic(Dataset *d, size_t rows, uint64_t seed)
 {
     d->rows = rows;
+    d->shape = (Shape){MNIST_SIDE, MNIST_SIDE, 1};
+    d->classes = DATA_DEFAULT_CLASSES;
     d->images = calloc(rows * MNIST_PIXELS, 1);
     d->labels = calloc(rows, 1);
     uint64_t key = rng_key(seed, 99, 0, 0);
     for (size_t i = 0; i < rows; i++) {
-        int c = (int)rng_below(key, 3 * i, MNIST_CLASSES);
+        int c = (int)rng_below(key, 3 * i, DATA_DEFAULT_CLASSES);
         d->labels[i] = (uint8_t)c;
         uint8_t *img = d->images + i * MNIST_PIXELS;
         for (int k = 0; k < MNIST_PIXELS; k++)

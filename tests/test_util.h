@@ -10,7 +10,8 @@
 #include "mnist/data.h"
 
 int test_ops_register(void);
-int test_mlp_register(void);
+int test_model_register(void);
+int test_loader_register(void);
 int test_optim_register(void);
 int test_data_register(void);
 int test_data_csv_register(void);

@@ -1,12 +1,12 @@
 /* gemm-bench: OpenBLAS's own speed on exactly the matrix products of one
  * training step. First validates the project's kernels (dense_forward,
- * dense_backward, a whole mlp_forward + mlp_backward step with dropout)
+ * dense_backward, a whole model_forward + model_backward step with dropout)
  * against naive double-precision references and exits non-zero on any
  * mismatch; then times the step's cblas_sgemm calls (forward x·W per layer,
  * dW = xᵀ·dy per layer, dx = dy·Wᵀ for layers 2..L, the transposes of
  * src/ops.c) at one per-rank batch and thread count, median of many repeats,
  * and, for comparison, the trainer's own step pieces at that batch (batch
- * gather, zeroing the gradients, mlp_forward, mlp_backward, adam_step), so
+ * gather, zeroing the gradients, model_forward, model_backward, adam_step), so
  * the time outside the GEMMs is visible per phase.
  * Uses the trainer's kernels for validation, never a second copy of them;
  * needs no MPI (under mpirun each process measures its own core(s)).
@@ -27,13 +27,13 @@
 #endif
 
 #include "mnist/data.h"
-#include "mnist/mlp.h"
+#include "mnist/model.h"
 #include "mnist/ops.h"
 #include "mnist/optim.h"
 #include "mnist/rng.h"
 #include "mnist/util.h"
 
-#define MAX_PRODUCTS (3 * MLP_MAX_LAYERS)
+#define MAX_PRODUCTS (3 * MODEL_MAX_LAYERS)
 #define MAX_REPS 20000
 
 static int failures;
@@ -153,28 +153,35 @@ cleanup:
     return worst;
 }
 
-/* One whole training step of a small MLP with dropout (mlp_forward train=1,
- * mlp_backward) against a double-precision forward and backward. The dropout
+/* One whole training step of a small MLP with dropout (model_forward train=1,
+ * model_backward) against a double-precision forward and backward. The dropout
  * masks are the trainer's (a unit is kept iff its output is non-zero); the
  * reference checks every kept unit equals relu(z)/(1-p), recomputes
  * everything else, and checks the gradients are not all zero. Also checks on
  * a large layer that about p of the positive units are dropped. */
+/* The l-th dense layer's tensors and output in a model. */
+static float *W_of(Model *m, int l) { return model_layer_tensor(m, model_dense(m, l), 0, m->params); }
+static float *b_of(Model *m, int l) { return model_layer_tensor(m, model_dense(m, l), 1, m->params); }
+static float *dW_of(Model *m, int l) { return model_layer_tensor(m, model_dense(m, l), 0, m->grads); }
+static float *db_of(Model *m, int l) { return model_layer_tensor(m, model_dense(m, l), 1, m->grads); }
+static float *act_of(Model *m, int l) { return model_dense(m, l)->act; }
+
 static double check_mlp(double tol)
 {
     enum { L = 3, B = 9 };
     const int sizes[L + 1] = {23, 17, 13, 10};
     const float p = 0.25f, scale = 1.0f / (1.0f - p), grad_scale = 1.0f / 32;
-    Mlp m;
+    Model m;
     Error e;
     double worst = 0;
-    if (mlp_create(&m, sizes, L, p, B, &e)) {
-        fprintf(stderr, "gemm-bench: error: mlp_create: %s\n", e.msg);
+    if (model_create_mlp(&m, sizes, L, p, B, &e)) {
+        fprintf(stderr, "gemm-bench: error: model_create_mlp: %s\n", e.msg);
         failures++;
         return 1;
     }
-    mlp_init_params(&m, 5);
+    model_init_params(&m, 5);
     for (int l = 0; l < L; l++)
-        fill(m.b[l], (size_t)sizes[l + 1], 20 + (uint64_t)l, -0.2f, 0.2f);
+        fill(b_of(&m, l), (size_t)sizes[l + 1], 20 + (uint64_t)l, -0.2f, 0.2f);
     float x[B * 23];
     uint8_t labels[B];
     uint64_t ids[B];
@@ -188,18 +195,18 @@ static double check_mlp(double tol)
     double dx_in[B * 23];
     for (int k = 0; k < B * 23; k++)
         dx_in[k] = x[k];
-    mlp_zero_grads(&m);
-    mlp_forward(&m, x, B, 1, 0x1234, ids);
+    model_zero_grads(&m);
+    model_forward(&m, x, B, 1, 0x1234, ids);
     int kept = 0, positive = 0;
     in = dx_in;
     for (int l = 0; l < L; l++) {
         const int ni = sizes[l], no = sizes[l + 1];
         for (int i = 0; i < B; i++)
             for (int j = 0; j < no; j++) {
-                double s = m.b[l][j];
+                double s = b_of(&m, l)[j];
                 for (int k = 0; k < ni; k++)
-                    s += in[i * ni + k] * (double)m.W[l][(size_t)k * no + j];
-                const float got = m.act[l][i * no + j];
+                    s += in[i * ni + k] * (double)W_of(&m, l)[(size_t)k * no + j];
+                const float got = act_of(&m, l)[i * no + j];
                 if (l == L - 1) {
                     h[l][i * no + j] = s;
                 } else if (s > 0 && got != 0.0f) {
@@ -210,14 +217,14 @@ static double check_mlp(double tol)
                     positive += s > 0;
                 }
             }
-        const double err = rel_err(m.act[l], h[l], (size_t)B * no);
+        const double err = rel_err(act_of(&m, l), h[l], (size_t)B * no);
         if (!(err <= tol))
-            fail(l == L - 1 ? "mlp_forward logits" : "mlp_forward hidden activations", err, tol);
+            fail(l == L - 1 ? "model_forward logits" : "model_forward hidden activations", err, tol);
         worst = fmax(worst, err);
         in = h[l];
     }
     if (kept == 0 || kept == positive)
-        fail("mlp_forward dropout kept none or all of the active units", 1, 0);
+        fail("model_forward dropout kept none or all of the active units", 1, 0);
 
     /* softmax cross-entropy, summed loss, gradient scaled by grad_scale */
     const int C = sizes[L];
@@ -234,10 +241,10 @@ static double check_mlp(double tol)
             g[i * C + c] = (exp(h[L - 1][i * C + c] - lse) - (c == labels[i])) * grad_scale;
     }
     int pred[B];
-    const double loss = mlp_backward(&m, x, labels, B, grad_scale, pred);
+    const double loss = model_backward(&m, x, labels, B, grad_scale, pred);
     const double lerr = fabs(loss - ref_loss) / fabs(ref_loss);
     if (!(lerr <= tol))
-        fail("mlp_backward loss", lerr, tol);
+        fail("model_backward loss", lerr, tol);
     worst = fmax(worst, lerr);
 
     double ref_dW[23 * 17], ref_db[23];
@@ -260,18 +267,18 @@ static double check_mlp(double tol)
             ref_db[j] = s;
         }
         char what[64];
-        double err = rel_err(m.dW[l], ref_dW, (size_t)ni * no);
-        snprintf(what, sizeof what, "mlp_backward dW of layer %d", l);
+        double err = rel_err(dW_of(&m, l), ref_dW, (size_t)ni * no);
+        snprintf(what, sizeof what, "model_backward dW of layer %d", l);
         if (!(err <= tol))
             fail(what, err, tol);
         worst = fmax(worst, err);
-        err = rel_err(m.db[l], ref_db, (size_t)no);
-        snprintf(what, sizeof what, "mlp_backward db of layer %d", l);
+        err = rel_err(db_of(&m, l), ref_db, (size_t)no);
+        snprintf(what, sizeof what, "model_backward db of layer %d", l);
         if (!(err <= tol))
             fail(what, err, tol);
         worst = fmax(worst, err);
         if (nonzero == 0) {
-            snprintf(what, sizeof what, "mlp_backward: reference dW of layer %d is all zero", l);
+            snprintf(what, sizeof what, "model_backward: reference dW of layer %d is all zero", l);
             fail(what, 1, 0);
         }
         if (l > 0) {
@@ -280,13 +287,13 @@ static double check_mlp(double tol)
                 for (int k = 0; k < ni; k++) {
                     double s = 0;
                     for (int j = 0; j < no; j++)
-                        s += g[i * no + j] * (double)m.W[l][(size_t)k * no + j];
+                        s += g[i * no + j] * (double)W_of(&m, l)[(size_t)k * no + j];
                     gin[i * ni + k] = h[l - 1][i * ni + k] > 0 ? s * scale : 0;
                 }
             memcpy(g, gin, sizeof(double) * (size_t)B * ni);
         }
     }
-    mlp_free(&m);
+    model_free(&m);
 
     /* The drop rate on a wide layer: 64 x 512 units, all positive. */
     enum { WB = 64, WN = 512 };
@@ -398,10 +405,11 @@ static void check_product(const Product *p)
     }
 }
 
-/* The trainer's step pieces at the timed batch, on a real Mlp (no MPI). */
+/* The trainer's step pieces at the timed batch, on a real Model (no MPI). */
 typedef struct ModelStep {
-    Mlp m;
+    Model m;
     Adam opt;
+    float *moments; /* Adam's m and v, 2 x param_floats */
     Dataset d;
     float *x;
     uint8_t *y;
@@ -416,25 +424,26 @@ static void ms_gather(const void *arg)
     data_gather_batch(s->x, s->y, &s->d, s->idx, s->batch);
 }
 
-static void ms_zero(const void *arg) { mlp_zero_grads(&((ModelStep *)arg)->m); }
+static void ms_zero(const void *arg) { model_zero_grads(&((ModelStep *)arg)->m); }
 
 static void ms_forward(const void *arg)
 {
     ModelStep *s = (ModelStep *)arg;
-    mlp_forward(&s->m, s->x, s->batch, 1, 0x5eed, s->ids);
+    model_forward(&s->m, s->x, s->batch, 1, 0x5eed, s->ids);
 }
 
 static void ms_backward(const void *arg)
 {
     ModelStep *s = (ModelStep *)arg;
     static int pred[65536];
-    mlp_backward(&s->m, s->x, s->y, s->batch, 1.0f / (float)s->batch, pred);
+    model_backward(&s->m, s->x, s->y, s->batch, 1.0f / (float)s->batch, pred);
 }
 
 static void ms_adam(const void *arg)
 {
     ModelStep *s = (ModelStep *)arg;
-    adam_step(&s->opt, s->m.params, s->m.adam_m, s->m.adam_v, s->m.grads, s->m.param_floats);
+    adam_step(&s->opt, s->m.params, s->moments, s->moments + s->m.param_floats, s->m.grads,
+              s->m.param_floats);
 }
 
 static void ms_whole(const void *arg)
@@ -546,9 +555,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int sizes[MLP_MAX_LAYERS + 1];
+    int sizes[MODEL_MAX_LAYERS + 1] = {MNIST_PIXELS};
     Error e;
-    const int L = mlp_parse_layers(layers, 784, 10, sizes, &e);
+    ModelSpec spec;
+    int L = model_spec_from_widths(&spec, layers, 0.0f, &e) ? -1 : 1;
+    for (int i = 0; L > 0 && i < spec.count; i++)
+        if (spec.layers[i].kind == LAYER_DENSE)
+            sizes[L++] = spec.layers[i].units;
+    if (L > 0)
+        sizes[L] = 10;
     if (L < 0 || batch < 1 || batch > 65536 || threads < 0 || !(min_s > 0 && min_s < 100)) {
         fprintf(stderr, "gemm-bench: error: %s\n",
                 L < 0 ? e.msg : "need --batch 1..65536, --threads >= 0, --min-time in (0, 100)");
@@ -574,8 +589,8 @@ int main(int argc, char **argv)
     /* Buffers of the step at the timed shapes; tensors 64-byte aligned as
      * in the trainer's arena. x[l] is layer l's input, dy[l] its output
      * gradient, dx[l] its input gradient. */
-    float *x[MLP_MAX_LAYERS] = {0}, *W[MLP_MAX_LAYERS] = {0}, *y[MLP_MAX_LAYERS] = {0};
-    float *dy[MLP_MAX_LAYERS] = {0}, *dW[MLP_MAX_LAYERS] = {0}, *dx[MLP_MAX_LAYERS] = {0};
+    float *x[MODEL_MAX_LAYERS] = {0}, *W[MODEL_MAX_LAYERS] = {0}, *y[MODEL_MAX_LAYERS] = {0};
+    float *dy[MODEL_MAX_LAYERS] = {0}, *dW[MODEL_MAX_LAYERS] = {0}, *dx[MODEL_MAX_LAYERS] = {0};
     Product prod[MAX_PRODUCTS];
     int n = 0, status = 0;
     double *t = malloc(sizeof(double) * MAX_REPS);
@@ -660,19 +675,21 @@ int main(int argc, char **argv)
     enum { DATA_ROWS = 4096 };
     ModelStep ms = {.opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0}, .batch = batch};
     double piece_s[6] = {0};
-    if (mlp_create(&ms.m, sizes, L, 0.2f, batch, &e)) {
+    if (model_create_mlp(&ms.m, sizes, L, 0.2f, batch, &e)) {
         fprintf(stderr, "gemm-bench: error: %s\n", e.msg);
         status = 1;
         goto cleanup;
     }
     ms.d.rows = DATA_ROWS;
+    ms.d.shape = (Shape){MNIST_SIDE, MNIST_SIDE, 1};
     ms.d.images = malloc((size_t)DATA_ROWS * MNIST_PIXELS);
     ms.d.labels = malloc(DATA_ROWS);
     ms.x = alloc_aligned(sizeof(float) * (size_t)batch * MNIST_PIXELS);
     ms.y = malloc((size_t)batch);
+    ms.moments = alloc_aligned(sizeof(float) * 2 * ms.m.param_floats);
     ms.ids = malloc(sizeof(uint64_t) * (size_t)batch);
     ms.idx = malloc(sizeof(size_t) * (size_t)batch);
-    if (!ms.d.images || !ms.d.labels || !ms.x || !ms.y || !ms.ids || !ms.idx) {
+    if (!ms.d.images || !ms.d.labels || !ms.x || !ms.y || !ms.ids || !ms.idx || !ms.moments) {
         fprintf(stderr, "gemm-bench: error: out of memory for the model step\n");
         status = 1;
     } else {
@@ -683,7 +700,7 @@ int main(int argc, char **argv)
             ms.d.labels[k] = (uint8_t)rng_below(key, (uint64_t)k + (1u << 30), 10);
         for (int i = 0; i < batch; i++)
             ms.idx[i] = rng_below(key, (uint64_t)i + (1u << 31), DATA_ROWS), ms.ids[i] = (uint64_t)i;
-        mlp_init_params(&ms.m, 1);
+        model_init_params(&ms.m, 1);
         ms_gather(&ms);
         ms_forward(&ms);
         void (*pieces[6])(const void *) = {ms_gather, ms_zero, ms_forward, ms_backward, ms_adam,
@@ -692,7 +709,8 @@ int main(int argc, char **argv)
             piece_s[k] = time_median(pieces[k], &ms, k == 5 ? min_s : min_s / 5, t);
     }
     free(ms.d.images), free(ms.d.labels), free(ms.x), free(ms.y), free(ms.ids), free(ms.idx);
-    mlp_free(&ms.m);
+    free(ms.moments);
+    model_free(&ms.m);
     if (status)
         goto cleanup;
     const char *rank = getenv("OMPI_COMM_WORLD_RANK");
@@ -738,7 +756,7 @@ int main(int argc, char **argv)
                "thread%s\n",
                flop / batch * 1e-6, batch / step_s, threads, threads > 1 ? "s" : "");
         printf("the trainer's step pieces at this batch (median us; GEMM share in brackets):\n"
-               "  gather %.1f, zero grads %.1f, mlp_forward %.1f [%.1f], mlp_backward %.1f "
+               "  gather %.1f, zero grads %.1f, model_forward %.1f [%.1f], model_backward %.1f "
                "[%.1f], adam_step %.1f\n"
                "  whole step %.1f us = %.0f samples/s (%.0f%% of it in the GEMMs)\n",
                piece_s[0] * 1e6, piece_s[1] * 1e6, piece_s[2] * 1e6, fwd_gemm_s * 1e6,

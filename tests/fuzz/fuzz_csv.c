@@ -7,6 +7,8 @@
  * data_csv_write -> data_csv_read unchanged. */
 #include "fuzz_common.h"
 #include "mnist/data.h"
+#include "mnist/data_csv.h"
+#include "mnist/data_idx.h"
 
 int data_csv_read_b13(const char *path, Dataset *out, Error *e);
 
@@ -24,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_write(path, data, size);
     Dataset d, small;
     Error e = {{0}}, es = {{0}};
-    int rc = data_csv_read(path, &d, &e);
+    int rc = data_csv_read(path, 10, &d, &e);
     int rcs = data_csv_read_b13(path, &small, &es);
     FUZZ_CHECK(rc == rcs, "1 MiB blocks say %d (%s), 13-byte blocks say %d (%s)", rc,
                rc ? e.msg : "ok", rcs, rcs ? es.msg : "ok");
@@ -42,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *copy = fuzz_path("copy.csv");
     Dataset back;
     FUZZ_CHECK(data_csv_write(copy, &d, &e) == 0, "write failed: %s", e.msg);
-    FUZZ_CHECK(data_csv_read(copy, &back, &e) == 0, "re-read failed: %s", e.msg);
+    FUZZ_CHECK(data_csv_read(copy, 10, &back, &e) == 0, "re-read failed: %s", e.msg);
     check_same(&d, &back, "round trip");
     dataset_free(&back);
     dataset_free(&small);

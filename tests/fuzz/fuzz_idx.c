@@ -5,6 +5,8 @@
  * hold labels 0..9 and one image per label. */
 #include "fuzz_common.h"
 #include "mnist/data.h"
+#include "mnist/data_csv.h"
+#include "mnist/data_idx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -20,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     Dataset d;
     Error e = {{0}};
-    if (data_idx_read(images, labels, &d, &e) != 0) {
+    if (data_idx_read(images, labels, 10, &d, &e) != 0) {
         FUZZ_CHECK(d.images == NULL && d.labels == NULL && d.rows == 0, "refused but not empty");
         FUZZ_CHECK(memchr(e.msg, '\0', sizeof e.msg) != NULL, "message not terminated");
         FUZZ_CHECK(strstr(e.msg, images) || strstr(e.msg, labels), "message names no file: %s",
@@ -33,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(d.labels[i] <= 9, "label %u at row %zu", d.labels[i], i);
         dataset_free(&d);
     }
-    if (data_idx_read(images, NULL, &d, &e) != 0) {
+    if (data_idx_read(images, NULL, 10, &d, &e) != 0) {
         FUZZ_CHECK(d.images == NULL && d.rows == 0, "refused but not empty");
         fuzz_check_message(e.msg, sizeof e.msg, images);
     } else {

@@ -1,0 +1,92 @@
+/* layer: one layer of a model's stack, and the table of what each kind
+ * does. A kind declares its output shape, its tensors (spans of the model's
+ * flat parameter vector) and its scratch, initialises its parameters, and
+ * runs forward and backward on flat row-major arrays [B, size of a sample].
+ * Kernels come from ops. Must not allocate, print, or know about ranks. */
+#ifndef MNIST_LAYER_H
+#define MNIST_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnist/shape.h"
+#include "mnist/tensor.h"
+#include "mnist/util.h"
+
+typedef enum {
+    LAYER_DENSE,   /* y = x W + b over the flattened sample: dense:UNITS */
+    LAYER_RELU,    /* y = max(x, 0), in place */
+    LAYER_DROPOUT, /* inverted dropout, in place, training only: dropout:RATE */
+    LAYER_KINDS
+} LayerKind;
+
+/* A layer as the user asked for it (the fields its kind uses). */
+typedef struct LayerSpec {
+    LayerKind kind;
+    int units;  /* dense: output width */
+    float rate; /* dropout: drop probability in [0, 1) */
+} LayerSpec;
+
+#define LAYER_MAX_TENSORS 2
+
+/* A tensor a layer declares: its shape and rules; the model places it in
+ * the flat parameter vector and fills in offset. */
+typedef struct LayerTensor {
+    const char *what;     /* "W", "b" */
+    int ndim;
+    int dims[TENSOR_MAX_DIMS];
+    int decay, max_norm;  /* as in Tensor */
+    size_t offset;        /* in params (and grads), set by the model */
+} LayerTensor;
+
+/* A layer built inside a model. */
+typedef struct Layer {
+    LayerSpec spec;
+    Shape in, out;
+    int ordinal;     /* among the layers with parameters (init streams) or, for dropout, among
+                        the dropout layers (mask streams) */
+    int in_place;    /* the output overwrites the input's buffer */
+    int fused;       /* a ReLU, or a dropout after a fused ReLU, applied inside the previous
+                        dense layer's output pass (one sweep instead of three): skipped here */
+    int relu;        /* dense: ReLU fused into its output pass */
+    float drop;      /* dense: dropout rate fused into its output pass (0: none) */
+    int drop_ordinal; /* dense: that fused dropout's ordinal */
+    int num_tensors;
+    LayerTensor tensors[LAYER_MAX_TENSORS];
+    size_t scratch_floats;
+    float *act;      /* its output [max_batch, shape_size(out)] in the arena (in place: the
+                        input's) */
+    float *scratch;
+} Layer;
+
+/* What a pass hands every layer: the flat vectors and the pass's keys. */
+typedef struct LayerCtx {
+    const float *params;
+    float *grads;
+    int train;               /* dropout on */
+    uint64_t dropout_key;    /* the step's mask stream */
+    const uint64_t *sample_ids;
+} LayerCtx;
+
+/* What a kind does. x is the layer's input [B, in], y its output [B, out]
+ * (y == x for in-place kinds); backward gets dy (overwritable) and writes
+ * dx, the input's gradient (NULL: not needed, e.g. for the first layer),
+ * and ADDS the parameters' gradients into c->grads. */
+typedef struct LayerOps {
+    const char *name;
+    int has_params;
+    /* sets out and declares the tensors and scratch; -1 with e */
+    int (*setup)(Layer *l, Error *e);
+    void (*init)(const Layer *l, float *params, uint64_t seed);
+    void (*forward)(const Layer *l, const LayerCtx *c, const float *x, float *y, int B);
+    void (*backward)(const Layer *l, const LayerCtx *c, const float *x, const float *y, float *dy,
+                     float *dx, int B);
+} LayerOps;
+
+/* The table entry of kind k. */
+const LayerOps *layer_ops(LayerKind k);
+
+/* The kind named name ("dense"), or -1. */
+int layer_kind_named(const char *name);
+
+#endif

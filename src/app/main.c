@@ -1,0 +1,72 @@
+/* main: starts MPI, parses the command line, and dispatches to train,
+ * evaluate, predict or convert; every rank returns the same exit status.
+ * No logic of its own. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <hdf5.h>
+
+#include "mnist/comm.h"
+#include "mnist/config.h"
+#include "mnist/convert.h"
+#include "mnist/evaluate.h"
+#include "mnist/h5util.h"
+#include "mnist/predict.h"
+#include "mnist/train.h"
+
+static void print_version(void)
+{
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    printf("mnist-dist %s\nHDF5 %u.%u.%u, %s\n", MNIST_VERSION, maj, min, rel, openblas_get_config());
+}
+
+int main(int argc, char **argv)
+{
+    Config cfg;
+    config_defaults(&cfg);
+    Error e = {{0}};
+    const int parsed = config_parse(&cfg, argc, argv, &e);
+    /* Started alone (no mpirun/srun), commands that need no other rank skip
+     * MPI's start-up (about 0.3 s): convert, --help, --version, usage errors. */
+    const int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK");
+    const int serial = !launched && (parsed != 0 || cfg.help || cfg.version ||
+                                     strcmp(cfg.command, "convert") == 0);
+    Comm comm;
+    if (serial) {
+        comm_init_serial(&comm);
+    } else if (comm_init(&argc, &argv, &comm) != 0) {
+        fprintf(stderr, "mnist-dist: error: MPI initialisation failed\n");
+        return EXIT_FAIL;
+    }
+    h5_quiet();
+    int status;
+    /* Every rank parses the same argv, so all reach the same verdict without
+     * talking; only rank 0 prints it. */
+    if (parsed != 0) {
+        if (comm.rank == 0)
+            fprintf(stderr, "mnist-dist: error: %s\n", e.msg);
+        status = EXIT_USAGE;
+    } else if (cfg.help) {
+        if (comm.rank == 0)
+            config_usage(&cfg, stdout);
+        status = EXIT_OK;
+    } else if (cfg.version) {
+        if (comm.rank == 0)
+            print_version();
+        status = EXIT_OK;
+    } else if (strcmp(cfg.command, "convert") == 0) {
+        status = convert_run(&cfg, &comm);
+    } else if (strcmp(cfg.command, "evaluate") == 0) {
+        status = evaluate_run(&cfg, &comm);
+    } else if (strcmp(cfg.command, "predict") == 0) {
+        status = predict_run(&cfg, &comm);
+    } else {
+        status = train_run(&cfg, &comm);
+    }
+    fflush(stdout);
+    comm_finalize();
+    return status;
+}

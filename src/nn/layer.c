@@ -1,0 +1,143 @@
+/* layer: the kinds a model's stack is built from (dense, ReLU, dropout),
+ * one table entry each: setup (output shape, tensors), init, forward,
+ * backward. Kernels come from ops; no allocation, no printing. */
+#include "mnist/layer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mnist/ops.h"
+#include "mnist/rng.h"
+
+/* Dropout masks of ordinal k come from this stream of the step's key. */
+static uint64_t mask_key(uint64_t key, int k) { return rng_mix64(key + (uint64_t)(k + 1)); }
+
+/* ---- dense: y[B,out] = x[B,in] W[in,out] + b, then its fused epilogue ---- */
+
+/* Declares a tensor of l; its offset comes from the model. */
+static void declare(Layer *l, const char *what, int ndim, const int *dims, int decay, int max_norm)
+{
+    LayerTensor *t = &l->tensors[l->num_tensors++];
+    *t = (LayerTensor){.what = what, .ndim = ndim, .decay = decay, .max_norm = max_norm};
+    for (int d = 0; d < ndim; d++)
+        t->dims[d] = dims[d];
+}
+
+static float *W_of(const Layer *l, const float *base) { return (float *)base + l->tensors[0].offset; }
+static float *b_of(const Layer *l, const float *base) { return (float *)base + l->tensors[1].offset; }
+
+static int dense_setup(Layer *l, Error *e)
+{
+    const int in = (int)shape_size(l->in), out = l->spec.units;
+    if (out < 1 || out > 1 << 20)
+        return err_set(e, "dense layer width %d is outside 1..%d", out, 1 << 20);
+    l->out = (Shape){1, 1, out};
+    declare(l, "W", 2, (const int[]){in, out}, 1, 1);
+    declare(l, "b", 1, (const int[]){out}, 0, 0);
+    return 0;
+}
+
+static void dense_init(const Layer *l, float *params, uint64_t seed)
+{
+    const double std = sqrt(2.0 / l->tensors[0].dims[0]); /* He normal: fan-in */
+    const uint64_t key = rng_key(seed, RNG_INIT, (uint64_t)l->ordinal, 0);
+    float *W = W_of(l, params);
+    const size_t n = (size_t)l->tensors[0].dims[0] * (size_t)l->tensors[0].dims[1];
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < n; k++)
+        W[k] = (float)(std * rng_normal(key, k));
+    memset(b_of(l, params), 0, sizeof(float) * (size_t)l->spec.units);
+}
+
+static void dense_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y, int B)
+{
+    const int in = (int)shape_size(l->in), out = l->spec.units;
+    const float p = c->train ? l->drop : 0.0f;
+    dense_forward(y, x, W_of(l, c->params), B, in, out);
+    bias_act_dropout_forward(y, b_of(l, c->params), B, out, l->relu, p,
+                             mask_key(c->dropout_key, l->drop_ordinal), c->sample_ids);
+}
+
+static void dense_backward_layer(const Layer *l, const LayerCtx *c, const float *x,
+                                 const float *y, float *dy, float *dx, int B)
+{
+    const int in = (int)shape_size(l->in), out = l->spec.units;
+    if (l->relu) {
+        /* the fused ReLU (and dropout): y > 0 exactly where the unit was both
+         * active and kept, so no mask is stored */
+        const float scale = c->train && l->drop > 0.0f ? 1.0f / (1.0f - l->drop) : 1.0f;
+        relu_dropout_backward(dy, y, B, out, scale);
+    }
+    dense_backward(dx, W_of(l, c->grads), b_of(l, c->grads), dy, x, W_of(l, c->params), B, in,
+                   out);
+}
+
+/* ---- relu: y = max(x, 0), in place ----------------------------------------- */
+
+static int same_shape_setup(Layer *l, Error *e)
+{
+    (void)e;
+    l->out = l->in;
+    l->in_place = 1;
+    return 0;
+}
+
+static void relu_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y, int B)
+{
+    (void)c, (void)x;
+    relu_forward(y, (size_t)B * shape_size(l->out));
+}
+
+static void relu_backward_layer(const Layer *l, const LayerCtx *c, const float *x, const float *y,
+                                float *dy, float *dx, int B)
+{
+    (void)c, (void)x, (void)dx;
+    relu_backward(dy, y, (size_t)B * shape_size(l->out));
+}
+
+/* ---- dropout: inverted dropout in training, identity otherwise -------------- */
+
+static int dropout_setup(Layer *l, Error *e)
+{
+    if (!(l->spec.rate >= 0.0f && l->spec.rate < 1.0f))
+        return err_set(e, "dropout rate %g is outside [0, 1)", (double)l->spec.rate);
+    return same_shape_setup(l, e);
+}
+
+static void dropout_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y,
+                                  int B)
+{
+    (void)x;
+    if (c->train)
+        dropout_forward(y, B, (int)shape_size(l->out), l->spec.rate,
+                        mask_key(c->dropout_key, l->ordinal), c->sample_ids);
+}
+
+static void dropout_backward_layer(const Layer *l, const LayerCtx *c, const float *x,
+                                   const float *y, float *dy, float *dx, int B)
+{
+    (void)x, (void)y, (void)dx;
+    if (c->train)
+        dropout_backward(dy, B, (int)shape_size(l->out), l->spec.rate,
+                         mask_key(c->dropout_key, l->ordinal), c->sample_ids);
+}
+
+static const LayerOps OPS[LAYER_KINDS] = {
+    [LAYER_DENSE] = {.name = "dense", .has_params = 1, .setup = dense_setup, .init = dense_init,
+                     .forward = dense_forward_layer, .backward = dense_backward_layer},
+    [LAYER_RELU] = {.name = "relu", .setup = same_shape_setup, .forward = relu_forward_layer,
+                    .backward = relu_backward_layer},
+    [LAYER_DROPOUT] = {.name = "dropout", .setup = dropout_setup,
+                       .forward = dropout_forward_layer, .backward = dropout_backward_layer},
+};
+
+const LayerOps *layer_ops(LayerKind k) { return &OPS[k]; }
+
+int layer_kind_named(const char *name)
+{
+    for (int k = 0; k < LAYER_KINDS; k++)
+        if (strcmp(OPS[k].name, name) == 0)
+            return k;
+    return -1;
+}

@@ -1,0 +1,194 @@
+/* ops: dense layer, fused bias+ReLU+dropout, standalone ReLU and dropout,
+ * softmax cross-entropy.
+ * CBLAS for products; OpenMP loops where each thread owns the rows or columns
+ * it writes (no atomics, thread-count-independent results). No allocation. */
+#include "mnist/ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "mnist/rng.h"
+
+static void dropout_row(float *v, int n, uint64_t threshold, float scale, uint64_t sk);
+
+void dense_forward(float *y, const float *x, const float *W, int B, int in, int out)
+{
+    /* y[B,out] = x[B,in] · W[in,out] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, out, in, 1.0f, x, in, W, out, 0.0f,
+                y, out);
+}
+
+void bias_act_dropout_forward(float *y, const float *b, int B, int out, int relu, float drop_p,
+                              uint64_t key, const uint64_t *sample_ids)
+{
+    /* A unit is kept when its 32-bit draw is >= drop_p * 2^32. */
+    const uint64_t threshold = (uint64_t)((double)drop_p * 4294967296.0);
+    const float scale = drop_p > 0.0f ? 1.0f / (1.0f - drop_p) : 1.0f;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < B; i++) {
+        float *row = y + (size_t)i * out;
+        for (int j = 0; j < out; j++) {
+            float v = row[j] + b[j];
+            row[j] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
+        if (drop_p > 0.0f) /* two 32-bit decisions per 64-bit draw */
+            dropout_row(row, out, threshold, scale, rng_mix64(key ^ sample_ids[i]));
+    }
+}
+
+void dense_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                    const float *W, int B, int in, int out)
+{
+    /* dW[in,out] += x^T[in,B] · dy[B,out] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, B, 1.0f, x, in, dy, out, 1.0f,
+                dW, out);
+    /* db[j] += sum_i dy[i,j]: threads own column blocks, rows summed in order. */
+#pragma omp parallel
+    {
+#ifdef _OPENMP
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+        int nt = 1, t = 0;
+#endif
+        int per = (out + nt - 1) / nt;
+        int j0 = t * per, j1 = j0 + per < out ? j0 + per : out;
+        for (int i = 0; i < B; i++) {
+            const float *row = dy + (size_t)i * out;
+            for (int j = j0; j < j1; j++)
+                db[j] += row[j];
+        }
+    }
+    /* dx[B,in] = dy[B,out] · W^T[out,in] */
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, in, out, 1.0f, dy, out, W, out,
+                    0.0f, dx, in);
+}
+
+void relu_forward(float *y, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t k = 0; k < n; k++)
+        y[k] = y[k] > 0.0f ? y[k] : 0.0f;
+}
+
+void relu_backward(float *dy, const float *y, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t k = 0; k < n; k++)
+        dy[k] = y[k] > 0.0f ? dy[k] : 0.0f;
+}
+
+/* Row i's keep decisions, in the order bias_act_dropout_forward draws them:
+ * v[j] = keep ? v[j] * scale : 0. */
+static void dropout_row(float *v, int n, uint64_t threshold, float scale, uint64_t sk)
+{
+    for (int j = 0; j < n; j += 2) {
+        uint64_t r = rng_u64(sk, (uint64_t)j >> 1);
+        v[j] = (r & 0xffffffffu) >= threshold ? v[j] * scale : 0.0f;
+        if (j + 1 < n)
+            v[j + 1] = (r >> 32) >= threshold ? v[j + 1] * scale : 0.0f;
+    }
+}
+
+void dropout_forward(float *y, int B, int width, float drop_p, uint64_t key,
+                     const uint64_t *sample_ids)
+{
+    if (drop_p <= 0.0f)
+        return;
+    const uint64_t threshold = (uint64_t)((double)drop_p * 4294967296.0);
+    const float scale = 1.0f / (1.0f - drop_p);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < B; i++)
+        dropout_row(y + (size_t)i * width, width, threshold, scale,
+                    rng_mix64(key ^ sample_ids[i]));
+}
+
+void dropout_backward(float *dy, int B, int width, float drop_p, uint64_t key,
+                      const uint64_t *sample_ids)
+{
+    /* the gradient of v * scale is scale where kept, 0 where dropped: the
+     * forward's own masks applied to dy */
+    dropout_forward(dy, B, width, drop_p, key, sample_ids);
+}
+
+void standardize(float *x, size_t n, float mean, float scale)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] = (x[i] - mean) * scale;
+}
+
+void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale)
+{
+    const size_t total = (size_t)B * n;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < total; k++)
+        dy[k] = h[k] > 0.0f ? dy[k] * scale : 0.0f;
+}
+
+double softmax_xent(float *dlogits, int *pred, const float *logits, const uint8_t *labels, int B,
+                    int C, float grad_scale, float smoothing)
+{
+    const float off = smoothing / (float)C, on = 1.0f - smoothing + off;
+    double loss = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : loss)
+    for (int i = 0; i < B; i++) {
+        const float *z = logits + (size_t)i * C;
+        int arg = 0;
+        float zmax = z[0];
+        for (int c = 1; c < C; c++)
+            if (z[c] > zmax) {
+                zmax = z[c];
+                arg = c;
+            }
+        /* log-sum-exp around the max: no overflow for any finite logits. */
+        double sum = 0.0;
+        for (int c = 0; c < C; c++)
+            sum += exp((double)z[c] - zmax);
+        const double lse = zmax + log(sum);
+        if (pred)
+            pred[i] = arg;
+        if (labels) {
+            /* -sum_c t_c log p_c with log p_c = z_c - lse and sum_c t_c = 1 */
+            double zt = (1.0 - smoothing) * z[labels[i]];
+            if (smoothing > 0.0f) {
+                double zsum = 0;
+                for (int c = 0; c < C; c++)
+                    zsum += z[c];
+                zt += smoothing * zsum / C;
+            }
+            loss += lse - zt;
+        }
+        if (dlogits) {
+            float *d = dlogits + (size_t)i * C;
+            const int y = labels[i];
+            for (int c = 0; c < C; c++) {
+                float p = (float)exp((double)z[c] - lse);
+                d[c] = (p - (c == y ? on : off)) * grad_scale;
+            }
+        }
+    }
+    return loss;
+}
+
+void softmax_rows(float *probs, const float *logits, int B, int C)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < B; i++) {
+        const float *z = logits + (size_t)i * C;
+        float *p = probs + (size_t)i * C;
+        float zmax = z[0];
+        for (int c = 1; c < C; c++)
+            zmax = z[c] > zmax ? z[c] : zmax;
+        double sum = 0.0;
+        for (int c = 0; c < C; c++)
+            sum += exp((double)z[c] - zmax);
+        const double lse = zmax + log(sum);
+        for (int c = 0; c < C; c++)
+            p[c] = (float)exp((double)z[c] - lse);
+    }
+}
