@@ -1192,6 +1192,9 @@ static int trainer_finish(Trainer *t)
 
 static int trainer_free(Trainer *t, int status)
 {
+    /* From here a signal (mpirun ending the other ranks of a failed job)
+     * has no step to stop after: do not promise one. */
+    announce_stop = 0;
     /* A run refused before it wrote anything (e.g. a bad --resume file)
      * leaves no empty directories behind. */
     if (status && status != EXIT_STOPPED && t->rank == 0 && t->run_dir_is_new &&
