@@ -37,7 +37,9 @@ expect() {
 # --- command line ------------------------------------------------------------
 "$BIN" --help >"$T/out" 2>&1 && grep -q "usage: mnist-dist" "$T/out" && grep -q -- "--batch-size N" "$T/out" \
   && pass "--help" || fail "--help"
-"$BIN" --version >"$T/out" 2>&1 && grep -q "mnist-dist 0" "$T/out" && pass "--version" || fail "--version"
+"$BIN" --version >"$T/out" 2>&1 && grep -q "mnist-dist 0" "$T/out" && grep -q "^MPI: .*[0-9]" "$T/out" \
+  && grep -q "^BLAS: " "$T/out" && grep -q "^HDF5: *1\." "$T/out" && grep -q "^target: " "$T/out" \
+  && pass "--version names the build's MPI, BLAS, HDF5 and target" || fail "--version: $(cat "$T/out")"
 "$BIN" convert --help >"$T/out" 2>&1 && grep -q "usage: mnist-dist convert" "$T/out" \
   && pass "convert --help" || fail "convert --help"
 expect "unknown flag" 2 "^mnist-dist: error: unknown option '--bogus'" "$BIN" --bogus

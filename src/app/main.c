@@ -20,7 +20,17 @@ static void print_version(void)
 {
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
-    printf("mnist-dist %s\nHDF5 %u.%u.%u, %s\n", MNIST_VERSION, maj, min, rel, openblas_get_config());
+    char mpi[256];
+    comm_library_version(mpi, sizeof mpi);
+    printf("mnist-dist %s\n", MNIST_VERSION);
+    printf("MPI:      %s\n", mpi);
+    printf("BLAS:     %s\n", openblas_get_config());
+    printf("HDF5:     %u.%u.%u (parallel)\n", maj, min, rel);
+#ifdef __clang__
+    printf("target:   %s, built with clang %s\n", MNIST_TARGET, __clang_version__);
+#else
+    printf("target:   %s, built with GCC %s\n", MNIST_TARGET, __VERSION__);
+#endif
 }
 
 int main(int argc, char **argv)
@@ -31,7 +41,7 @@ int main(int argc, char **argv)
     const int parsed = config_parse(&cfg, argc, argv, &e);
     /* Started alone (no mpirun/srun), commands that need no other rank skip
      * MPI's start-up (about 0.3 s): convert, --help, --version, usage errors. */
-    const int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK");
+    const int launched = comm_launched();
     const int serial = !launched && (parsed != 0 || cfg.help || cfg.version ||
                                      strcmp(cfg.command, "convert") == 0);
     Comm comm;

@@ -8,12 +8,63 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Open MPI singletons (no launcher) share one session directory per host and
+ * user, <tmp>/ompi.<host>.<uid>, which each creates at start and removes when
+ * it is empty at exit: one process's removal between another's mkdir and
+ * stat fails the second one's MPI_Init ("orte_session_dir failed", seen when
+ * several start at once on a fresh machine). A singleton here gets a session
+ * base of its own, removed at finalize; launched ranks keep the launcher's. */
+static char private_tmp[512];
+
+int comm_launched(void)
+{
+    /* Open MPI's mpirun, PMIx (srun --mpi=pmix, prterun), PMI-1/2 (MPICH's
+     * hydra, srun --mpi=pmi2) */
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_FD"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+
+static void remove_private_base(void)
+{
+    if (private_tmp[0]) {
+        rmdir(private_tmp); /* Open MPI has emptied it; harmless if not */
+        private_tmp[0] = '\0';
+    }
+}
+
+static void private_session_base(void)
+{
+#ifdef OPEN_MPI
+    if (comm_launched() || getenv("OMPI_MCA_orte_tmpdir_base"))
+        return;
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !tmp[0])
+        tmp = "/tmp";
+    int n = snprintf(private_tmp, sizeof private_tmp, "%s/mnist-dist-mpi.XXXXXX", tmp);
+    if (n < 0 || (size_t)n >= sizeof private_tmp || !mkdtemp(private_tmp)) {
+        private_tmp[0] = '\0'; /* fall back to Open MPI's shared one */
+        return;
+    }
+    setenv("OMPI_MCA_orte_tmpdir_base", private_tmp, 1);
+    /* no supporting daemon (a singleton never spawns): the process removes
+     * its own session directory at finalize, so the base can go too */
+    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+    atexit(remove_private_base); /* exits that skip comm_finalize */
+#endif
+}
 
 int comm_init(int *argc, char ***argv, Comm *c)
 {
     memset(c, 0, sizeof *c);
     int flag = 0;
     MPI_Initialized(&flag);
+    if (!flag)
+        private_session_base();
     if (!flag && MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &c->thread_level) != MPI_SUCCESS)
         return -1;
     if (flag)
@@ -36,6 +87,7 @@ void comm_finalize(void)
     MPI_Finalized(&done);
     if (started && !done)
         MPI_Finalize();
+    remove_private_base();
 }
 
 int comm_agree(const Comm *c, int status)
@@ -263,7 +315,8 @@ void comm_library_version(char *buf, size_t size)
 {
     char v[MPI_MAX_LIBRARY_VERSION_STRING];
     int len = 0;
-    MPI_Get_library_version(v, &len);
+    MPI_Get_library_version(v, &len); /* may be called before MPI_Init */
+    v[len < (int)sizeof v ? len : (int)sizeof v - 1] = '\0';
     v[strcspn(v, "\n,")] = '\0';
     snprintf(buf, size, "%s", v);
 }

@@ -19,6 +19,10 @@ typedef struct Comm {
  * for the whole world; works as a singleton without mpirun. 0 or -1. */
 int comm_init(int *argc, char ***argv, Comm *c);
 
+/* 1 when a launcher (mpirun, mpiexec, srun) started this process as a rank,
+ * 0 when it runs alone. Needs no MPI_Init. */
+int comm_launched(void);
+
 /* A one-rank Comm without MPI, for commands that never talk (convert run
  * alone): every collective is then a no-op. */
 void comm_init_serial(Comm *c);
