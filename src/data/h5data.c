@@ -4,6 +4,7 @@
  * stack is silenced. No MPI calls: parallel access comes in through fapl. */
 #define _GNU_SOURCE
 #include "mnist/h5data.h"
+#include "mnist/h5safe.h"
 #include "mnist/h5util.h"
 
 #include <errno.h>
@@ -228,6 +229,8 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
                     path);
         return -1;
     }
+    if (h5safe_check(path, "images", e) != 0)
+        return -1;
     h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (h->file < 0) {
         err_set(e, "%s: damaged HDF5 file (HDF5 cannot open it)", path);
@@ -369,6 +372,24 @@ int h5data_read(H5Data *h, size_t first, size_t count, Dataset *out, Error *e)
                                              "--classes N)");
             }
     return 0;
+}
+
+int h5data_walk(const char *path, Error *e)
+{
+    H5Data h;
+    if (h5data_open(&h, path, H5P_DEFAULT, e))
+        return -1;
+    /* in blocks, so a valid set of any size is read in bounded memory */
+    const size_t block = 8192;
+    int rc = 0;
+    for (size_t first = 0; rc == 0 && first < h.rows; first += block) {
+        Dataset d;
+        rc = h5data_read(&h, first, h.rows - first < block ? h.rows - first : block, &d, e);
+        if (rc == 0)
+            dataset_free(&d);
+    }
+    h5data_close(&h);
+    return rc;
 }
 
 void h5data_close(H5Data *h)

@@ -3,6 +3,7 @@
  * datasets. Never decides which rank writes, never prints. */
 #define _GNU_SOURCE
 #include "mnist/ckpt.h"
+#include "mnist/h5safe.h"
 #include "mnist/h5util.h"
 
 #include <dirent.h>
@@ -183,7 +184,7 @@ static hid_t open_checked(const char *path, int *version_out, Error *e)
         err_set(e, "%s: cannot open checkpoint: %s", path, strerror(errno));
         return H5I_INVALID_HID;
     }
-    if (h5_check_file(path, e) != 0)
+    if (h5_check_file(path, e) != 0 || h5safe_check(path, "ckpt", e) != 0)
         return H5I_INVALID_HID;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
@@ -721,6 +722,23 @@ int ckpt_read(const char *path, Model *m, Optimizer *o, CkptMeta *meta, History 
     free(got);
     free(layout);
     H5Fclose(file);
+    return rc;
+}
+
+int ckpt_walk(const char *path, Error *e)
+{
+    CkptModel desc;
+    if (ckpt_read_model(path, &desc, e) != 0)
+        return -1;
+    Model m;
+    if (model_create(&m, &desc.spec, desc.input, desc.classes, 1, e) != 0)
+        return -1;
+    CkptMeta *meta = malloc(sizeof *meta);
+    History h = {0};
+    const int rc = meta ? ckpt_read(path, &m, NULL, meta, &h, e) : err_set(e, "out of memory");
+    free(meta);
+    history_free(&h);
+    model_free(&m);
     return rc;
 }
 

@@ -36,6 +36,10 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e);
  * I/O, and checks every label is below the class count, naming the row. */
 int h5data_read(H5Data *h, size_t first, size_t count, Dataset *out, Error *e);
 
+/* h5safe's walk for image sets: h5data_open (one process) and h5data_read
+ * of every row, in blocks. 0, or -1 with e as those give it. */
+int h5data_walk(const char *path, Error *e);
+
 /* Closes what h holds (collective under MPI-IO). Safe on a failed open. */
 void h5data_close(H5Data *h);
 

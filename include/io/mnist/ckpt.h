@@ -61,6 +61,11 @@ int ckpt_read_model(const char *path, CkptModel *out, Error *e);
  * (replaced). Every dataset's shape is checked and checksums are verified. */
 int ckpt_read(const char *path, Model *m, Optimizer *o, CkptMeta *meta, History *h, Error *e);
 
+/* h5safe's walk for checkpoints: what evaluate, predict and --resume read
+ * (ckpt_read_model, then ckpt_read of every tensor, the optimizer's state,
+ * the metadata and the history). 0, or -1 with e as those give it. */
+int ckpt_walk(const char *path, Error *e);
+
 /* Path of the checkpoint after `epoch` completed epochs and `step` more steps
  * in run dir: DIR/checkpoints/epoch-NNNN.h5, or epoch-NNNN-step-SSSSSSS.h5
  * when step > 0 (a stop in mid-epoch). 0 or -1 if too long. */
