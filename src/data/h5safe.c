@@ -162,7 +162,7 @@ static int run_helper(const char *path, const char *kind, Error *e)
         close(fds[0]);
         return -1;
     }
-    char answer[64] = "";
+    char answer[sizeof e->msg + 16] = "";
     const int limit = timeout_s();
     const int timed_out = read_answer(fds[0], answer, sizeof answer, limit);
     close(fds[0]);
@@ -175,9 +175,15 @@ static int run_helper(const char *path, const char *kind, Error *e)
     /* ECHILD: someone else reaped it (a library's SIGCHLD handler); the
      * answer, written last before _exit, is then the evidence. */
     const int exited_ok = w < 0 ? errno == ECHILD : WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    const int answered = strcmp(answer, "ok\n") == 0 || strcmp(answer, "refused\n") == 0;
-    if (!timed_out && exited_ok && answered)
+    if (!timed_out && exited_ok && strcmp(answer, "ok\n") == 0)
         return 0;
+    /* The reader refused the file in the helper: this process will not
+     * let libhdf5 parse it either (a damaged file that happened not to crash
+     * the helper may still crash here, its heap laid out differently), and
+     * the helper's message is the reader's own. */
+    if (!timed_out && exited_ok && strncmp(answer, "refused\n", 8) == 0)
+        return answer[8] ? err_set(e, "%s", answer + 8)
+                         : err_set(e, "%s: not a readable HDF5 file", path);
     if (timed_out || (w == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU))
         return err_set(e, "%s: not a readable HDF5 file (the HDF5 library did not finish "
                           "reading it within %d s)", path, limit);
@@ -222,7 +228,7 @@ static void limit(int resource, rlim_t value)
 
 /* The helper's own limits: what it maps now plus 4 GiB of address space
  * (not under ASan, whose shadow memory needs terabytes), the deadline as CPU
- * time, no core files and no file output. */
+ * time, and no core files. */
 static void limit_self(void)
 {
 #ifndef H5SAFE_ASAN
@@ -237,7 +243,6 @@ static void limit_self(void)
 #endif
     limit(RLIMIT_CPU, (rlim_t)timeout_s());
     limit(RLIMIT_CORE, 0);
-    limit(RLIMIT_FSIZE, 0);
 }
 
 int h5safe_child_main(int argc, char **argv, const H5SafeKind *kinds, int n)
@@ -254,12 +259,17 @@ int h5safe_child_main(int argc, char **argv, const H5SafeKind *kinds, int n)
     limit_self();
     h5_quiet();
     Error e = {{0}};
-    const char *answer = k->walk(argv[2], &e) == 0 ? "ok\n" : "refused\n";
+    char answer[sizeof e.msg + 16];
+    if (k->walk(argv[2], &e) == 0)
+        snprintf(answer, sizeof answer, "ok\n");
+    else
+        snprintf(answer, sizeof answer, "refused\n%s", e.msg);
+    if (getenv("MNIST_H5CHECK_STDERR"))
+        fprintf(stderr, "%s\n", answer);
+    fflush(stderr);
     /* the answer is the last thing done: nothing after it (no exit
      * handlers, no leak report) can turn an answered check into a failure */
-    const ssize_t wrote = write(3, answer, strlen(answer));
-    if (isatty(1) || getenv("MNIST_H5CHECK_STDERR"))
-        fprintf(stderr, "%s%s%s", answer, e.msg[0] ? e.msg : "", e.msg[0] ? "\n" : "");
-    fflush(stderr);
-    _exit(wrote == (ssize_t)strlen(answer) ? 0 : 1);
+    const size_t len = strlen(answer);
+    const ssize_t wrote = write(3, answer, len);
+    _exit(wrote == (ssize_t)len ? 0 : 1);
 }

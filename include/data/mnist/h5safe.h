@@ -2,8 +2,10 @@
  * a damaged file, above all in the unchecksummed superblock-0 format h5py
  * writes. Before a reader lets libhdf5 parse a file, a helper process - this
  * binary re-executed as `PROG --h5-check FILE KIND`, under rlimits - reads
- * it exactly as the reader will and answers over fd 3; a helper that dies,
- * runs out of time or gives no answer refuses the file. Each file is checked
+ * it as the reader will and answers over fd 3: "ok", or "refused" with the
+ * reader's message, which this process then gives without ever letting
+ * libhdf5 parse the file. A helper that dies, runs out of time or gives no
+ * answer refuses the file too. Each file is checked
  * once per process. Never forks (posix_spawn) and calls no MPI, so it is
  * safe in an MPI rank. Off unless h5safe_enable was called (tests and tools
  * that call the readers directly run them in-process, as before). */
@@ -17,8 +19,10 @@
 
 /* A KIND's walk, run in the helper: opens path and reads everything the
  * real reader of that kind reads (every object, attribute and dataset, with
- * their data). 0 when it reads, -1 with e when it refuses the file cleanly
- * (the real reader will refuse it the same way). */
+ * their data). 0 when it reads, -1 with e when it refuses the file cleanly;
+ * e becomes the caller's message, so it must be what the real reader says.
+ * Checks of values that the real reader makes per rank (labels of a row
+ * range) are left to the real reader. */
 typedef int (*H5SafeWalk)(const char *path, Error *e);
 
 typedef struct H5SafeKind {
@@ -38,7 +42,8 @@ int h5safe_check(const char *path, const char *kind, Error *e);
 
 /* main() of the helper: argv = PROG --h5-check FILE KIND. Limits its own
  * address space (not under ASan), CPU time, core and output file size, runs
- * the walk of KIND from kinds[0..n) and writes "ok" or "refused" to fd 3.
+ * the walk of KIND from kinds[0..n) and writes "ok\n" or "refused\nMESSAGE"
+ * to fd 3 (MNIST_H5CHECK_STDERR=1: also to stderr).
  * Returns 2 on a bad command line; otherwise does not return. */
 int h5safe_child_main(int argc, char **argv, const H5SafeKind *kinds, int n);
 
