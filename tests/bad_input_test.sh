@@ -397,6 +397,18 @@ for b in "${h5_crashers[@]}"; do
   esac
 done
 
+# --resume auto whose latest checkpoint is one of them: skipped with a
+# warning, the run resumes from the next-latest one that reads.
+mkdir -p "$T/auto/checkpoints"
+cp "$CKPT" "$T/auto/checkpoints/epoch-0002.h5"
+cp "$G/ckpt-79127ecdd5be" "$T/auto/checkpoints/epoch-0003.h5"
+accept "--resume auto past a crashing latest checkpoint" "${RUN[@]}" "$BIN" --train "$G/h5-good.h5" \
+  --test "$G/h5-good.h5" --layers 8 --epochs 3 --val-split 0 --batch-size 16 --checkpoint-every 0 \
+  --resume auto --out "$T/auto"
+grep -q "^mnist-dist: warning: --resume auto: skipping .*epoch-0003.h5, which cannot be read (not a readable HDF5 file" "$T/stderr" \
+  || fail_now "--resume auto: no warning naming the skipped epoch-0003.h5"
+grep -q "resumed from .*epoch-0002.h5" "$T/stdout" || fail_now "--resume auto: did not resume from epoch-0002.h5"
+
 # --- under mpirun: every rank exits, the message is printed once ---------------------
 # (--quiet: 3 ranks on 2 cores would add an oversubscription warning line.)
 refuse "np2 predict --input csv-pixel-256.csv" "$BAD/csv-pixel-256.csv" "csv-pixel-256.csv:3:785: pixel value 256" \

@@ -208,9 +208,10 @@ int h5safe_check(const char *path, const char *kind, Error *e)
     const Answer *a = lookup(path, kind, &st);
     if (a)
         return a->status ? err_set(e, "%s", a->msg) : 0;
-    const int status = run_helper(path, kind, e) ? -1 : 0;
-    remember(path, kind, &st, status, e);
-    return status;
+    Error mine = {{0}}; /* e may be NULL; the answer is kept either way */
+    const int status = run_helper(path, kind, &mine) ? -1 : 0;
+    remember(path, kind, &st, status, &mine);
+    return status ? err_set(e, "%s", mine.msg) : 0;
 }
 
 static void limit(int resource, rlim_t value)

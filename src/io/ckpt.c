@@ -789,7 +789,20 @@ int ckpt_each(const char *run_dir, void (*fn)(const char *path, int epoch, int s
     return n;
 }
 
-int ckpt_find_latest(const char *run_dir, char *path, size_t size)
+typedef struct Candidate {
+    int epoch, step;
+} Candidate;
+
+static int later_first(const void *a, const void *b)
+{
+    const Candidate *x = a, *y = b;
+    if (x->epoch != y->epoch)
+        return x->epoch < y->epoch ? 1 : -1;
+    return (x->step < y->step) - (x->step > y->step);
+}
+
+int ckpt_find_latest(const char *run_dir, char *path, size_t size,
+                     void (*skipped)(const char *path, const Error *why, void *arg), void *arg)
 {
     char dir[4096];
     if (str_fmt(dir, sizeof dir, "%s/checkpoints", run_dir))
@@ -797,20 +810,35 @@ int ckpt_find_latest(const char *run_dir, char *path, size_t size)
     DIR *d = opendir(dir);
     if (!d)
         return 0;
-    int best_epoch = -1, best_step = -1;
+    Candidate *c = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *ent;
     while ((ent = readdir(d))) {
         int epoch, step;
-        if (parse_name(ent->d_name, &epoch, &step) != 0 || epoch < 0 ||
-            epoch < best_epoch || (epoch == best_epoch && step <= best_step))
+        if (parse_name(ent->d_name, &epoch, &step) != 0 || epoch < 0)
             continue;
-        char candidate[4096];
-        CkptModel desc;
-        if (ckpt_path(candidate, sizeof candidate, run_dir, epoch, step) == 0 &&
-            ckpt_read_model(candidate, &desc, NULL) == 0 &&
-            str_fmt(path, size, "%s", candidate) == 0)
-            best_epoch = epoch, best_step = step;
+        if (n == cap) {
+            Candidate *grown = realloc(c, sizeof *c * (cap = cap ? 2 * cap : 16));
+            if (!grown)
+                break;
+            c = grown;
+        }
+        c[n++] = (Candidate){epoch, step};
     }
     closedir(d);
-    return best_epoch >= 0;
+    qsort(c, n, sizeof *c, later_first);
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        char candidate[4096];
+        CkptModel desc;
+        Error why = {{0}};
+        if (ckpt_path(candidate, sizeof candidate, run_dir, c[i].epoch, c[i].step) != 0)
+            continue;
+        if (ckpt_read_model(candidate, &desc, &why) == 0)
+            found = str_fmt(path, size, "%s", candidate) == 0;
+        else if (skipped)
+            skipped(candidate, &why, arg);
+    }
+    free(c);
+    return found;
 }

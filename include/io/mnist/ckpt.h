@@ -76,9 +76,12 @@ int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch, int step);
 int ckpt_read_meta(const char *path, CkptMeta *meta, Error *e);
 
 /* Finds the latest checkpoint (highest epoch, then step) in
- * run_dir/checkpoints that passes ckpt_read_model and fills path. Returns 1
- * if one was found, 0 if there is none. */
-int ckpt_find_latest(const char *run_dir, char *path, size_t size);
+ * run_dir/checkpoints that passes ckpt_read_model (with h5safe on: that the
+ * whole file reads) and fills path; every later one that does not is given
+ * to skipped (when non-NULL) with the reason. Returns 1 if one was found, 0
+ * if there is none. */
+int ckpt_find_latest(const char *run_dir, char *path, size_t size,
+                     void (*skipped)(const char *path, const Error *why, void *arg), void *arg);
 
 /* Calls fn(path, epoch, step, arg) for every file of run_dir/checkpoints
  * named like a checkpoint (epoch-NNNN[-step-SSSSSSS].h5; best.h5 with epoch
