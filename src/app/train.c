@@ -149,7 +149,9 @@ static int load_data(Trainer *t)
     Config *c = &t->cfg;
     H5Data h;
     size_t file_rows = 0, dummy;
-    int status = h5data_open(&h, c->train_path, t->fapl, &t->e);
+    int status = rt_check_h5(t->comm, c->train_path, &t->e);
+    if (status == 0)
+        status = h5data_open(&h, c->train_path, t->fapl, &t->e);
     if (status == 0) {
         file_rows = h.rows, t->shape = h.shape, t->classes = h.classes;
         if (!h.has_labels)

@@ -379,8 +379,10 @@ int h5data_walk(const char *path, Error *e)
     H5Data h;
     if (h5data_open(&h, path, H5P_DEFAULT, e))
         return -1;
-    /* in blocks, so a valid set of any size is read in bounded memory */
-    const size_t block = 8192, px = shape_size(h.shape);
+    /* in blocks of at most 64 MiB, so a valid set of any size is read in
+     * bounded memory */
+    const size_t px = shape_size(h.shape);
+    const size_t block = px < ((size_t)64 << 20) ? ((size_t)64 << 20) / px : 1;
     uint8_t *buf = malloc(block * px + 1);
     int rc = buf ? 0 : err_set(e, "%s: out of memory", path);
     for (size_t first = 0; rc == 0 && first < h.rows; first += block) {

@@ -130,6 +130,7 @@ static pid_t spawn_helper(const char *path, const char *kind, int answer_fd, Err
 static int read_answer(int fd, char *buf, size_t size, int limit_s)
 {
     size_t n = 0;
+    buf[0] = '\0';
     const double deadline = now_s() + limit_s;
     for (;;) {
         const double left = deadline - now_s();
@@ -139,8 +140,10 @@ static int read_answer(int fd, char *buf, size_t size, int limit_s)
         const int r = poll(&p, 1, (int)(left * 1000) + 1);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            return r == 0;
+        if (r == 0)
+            return 1;
+        if (r < 0)
+            break;
         const ssize_t got = read(fd, buf + n, size - 1 - n);
         if (got < 0 && errno == EINTR)
             continue;
@@ -156,6 +159,15 @@ static int run_helper(const char *path, const char *kind, Error *e)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return err_set(e, "%s: cannot check it: pipe: %s", path, strerror(errno));
+    if (fds[1] < 4) { /* clear of closed stdio, and of 3 (dup2 onto itself keeps CLOEXEC) */
+        const int high = fcntl(fds[1], F_DUPFD_CLOEXEC, 4);
+        close(fds[1]);
+        if (high < 0) {
+            close(fds[0]);
+            return err_set(e, "%s: cannot check it: %s", path, strerror(errno));
+        }
+        fds[1] = high;
+    }
     const pid_t pid = spawn_helper(path, kind, fds[1], e);
     close(fds[1]);
     if (pid < 0) {
