@@ -320,7 +320,8 @@ static int model_v2(hid_t file, const char *path, CkptModel *out, Error *e)
         return err_prefix(e, "%s: model attribute", path);
     if (h5_attr_read(file, "input_shape", H5T_NATIVE_INT, 3, input, &n) != 0 || n != 3 ||
         input[0] < 1 || input[1] < 1 || input[2] < 1 ||
-        (int64_t)input[0] * input[1] * input[2] > 1 << 24)
+        /* in two steps: three ints can overflow 64 bits (found by fuzz_ckpt) */
+        (int64_t)input[0] * input[1] > 1 << 24 || (int64_t)input[0] * input[1] * input[2] > 1 << 24)
         return err_set(e, "%s: missing or malformed input_shape attribute", path);
     if (h5_attr_read(file, "classes", H5T_NATIVE_INT, 1, &out->classes, NULL) != 0 ||
         out->classes < 2 || out->classes > 256)
