@@ -52,11 +52,14 @@ static int cached, next_slot;
 
 void h5safe_enable(void) { enabled = 1; }
 
-static int timeout_s(void)
+/* The helper's deadline (wall and CPU): the base, or MNIST_H5CHECK_TIMEOUT,
+ * plus 1 s per 32 MiB of file, since it reads (and inflates) all of it. */
+static int timeout_s(off_t file_bytes)
 {
     const char *s = getenv("MNIST_H5CHECK_TIMEOUT");
     const long v = s ? strtol(s, NULL, 10) : 0;
-    return v > 0 && v < 86400 ? (int)v : H5SAFE_TIMEOUT_S;
+    const long base = v > 0 && v < 86400 ? v : H5SAFE_TIMEOUT_S;
+    return (int)(base + (file_bytes > 0 ? (long)(file_bytes >> 25) : 0));
 }
 
 static double now_s(void)
@@ -154,7 +157,7 @@ static int read_answer(int fd, char *buf, size_t size, int limit_s)
     return 0;
 }
 
-static int run_helper(const char *path, const char *kind, Error *e)
+static int run_helper(const char *path, const char *kind, off_t bytes, Error *e)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
@@ -175,7 +178,7 @@ static int run_helper(const char *path, const char *kind, Error *e)
         return -1;
     }
     char answer[sizeof e->msg + 16] = "";
-    const int limit = timeout_s();
+    const int limit = timeout_s(bytes);
     const int timed_out = read_answer(fds[0], answer, sizeof answer, limit);
     close(fds[0]);
     if (timed_out)
@@ -221,7 +224,7 @@ int h5safe_check(const char *path, const char *kind, Error *e)
     if (a)
         return a->status ? err_set(e, "%s", a->msg) : 0;
     Error mine = {{0}}; /* e may be NULL; the answer is kept either way */
-    const int status = run_helper(path, kind, &mine) ? -1 : 0;
+    const int status = run_helper(path, kind, st.st_size, &mine) ? -1 : 0;
     remember(path, kind, &st, status, &mine);
     return status ? err_set(e, "%s", mine.msg) : 0;
 }
@@ -242,7 +245,7 @@ static void limit(int resource, rlim_t value)
 /* The helper's own limits: what it maps now plus 4 GiB of address space
  * (not under ASan, whose shadow memory needs terabytes), the deadline as CPU
  * time, and no core files. */
-static void limit_self(void)
+static void limit_self(const char *path)
 {
 #ifndef H5SAFE_ASAN
     unsigned long pages = 0;
@@ -254,7 +257,8 @@ static void limit_self(void)
     }
     limit(RLIMIT_AS, (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)4 << 30));
 #endif
-    limit(RLIMIT_CPU, (rlim_t)timeout_s());
+    struct stat st;
+    limit(RLIMIT_CPU, (rlim_t)timeout_s(stat(path, &st) == 0 ? st.st_size : 0));
     limit(RLIMIT_CORE, 0);
 }
 
@@ -269,7 +273,7 @@ int h5safe_child_main(int argc, char **argv, const H5SafeKind *kinds, int n)
                 H5SAFE_ARG);
         return EXIT_USAGE;
     }
-    limit_self();
+    limit_self(argv[2]);
     h5_quiet();
     Error e = {{0}};
     char answer[sizeof e.msg + 16];

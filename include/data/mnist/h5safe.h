@@ -15,7 +15,8 @@
 #include "mnist/util.h"
 
 #define H5SAFE_ARG "--h5-check" /* the hidden sub-command: PROG --h5-check FILE KIND */
-#define H5SAFE_TIMEOUT_S 60     /* wall and CPU time a check may take (MNIST_H5CHECK_TIMEOUT) */
+#define H5SAFE_TIMEOUT_S 60     /* wall and CPU seconds a check may take (MNIST_H5CHECK_TIMEOUT),
+                                   plus 1 s per 32 MiB of file */
 
 /* A KIND's walk, run in the helper: opens path and reads everything the
  * real reader of that kind reads (every object, attribute and dataset, with
