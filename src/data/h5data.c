@@ -247,7 +247,12 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
     }
     hsize_t dims[4] = {0, 0, 0, 0};
     h->nd = dims_of(h->images, dims);
-    if (h->nd < 1 || h->nd > 4 || image_shape(h->file, h->images, h->nd, dims, path, &h->shape, e))
+    if (h->nd < 1 || h->nd > 4) { /* a scalar or null dataspace, or one HDF5 cannot read */
+        err_set(e, "%s: /images must be [N,H,W], [N,H,W,C] or [N,P], found %d dimensions%s", path,
+                h->nd < 0 ? 0 : h->nd, h->nd < 0 ? " (damaged dataspace)" : "");
+        goto fail;
+    }
+    if (image_shape(h->file, h->images, h->nd, dims, path, &h->shape, e))
         goto fail;
     if (!is_u8(h->images)) {
         err_set(e, "%s: /images must hold unsigned 8-bit integers", path);
