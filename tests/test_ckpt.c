@@ -282,7 +282,7 @@ static void test_find_latest(void)
 {
     char dir[256], path[512];
     tu_tmpdir(dir, sizeof dir);
-    CU_ASSERT_EQUAL(ckpt_find_latest(dir, path, sizeof path), 0);
+    CU_ASSERT_EQUAL(ckpt_find_latest(dir, path, sizeof path, NULL, NULL), 0);
     char sub[300];
     snprintf(sub, sizeof sub, "%s/checkpoints", dir);
     Error e;
@@ -303,7 +303,7 @@ static void test_find_latest(void)
     /* a newer but broken file is skipped, as is a stray temp file */
     tu_write(path, sizeof path, sub, "epoch-0012.h5", "garbage", 7);
     tu_write(path, sizeof path, sub, "epoch-0013.h5.tmp.123", "garbage", 7);
-    CU_ASSERT_EQUAL(ckpt_find_latest(dir, path, sizeof path), 1);
+    CU_ASSERT_EQUAL(ckpt_find_latest(dir, path, sizeof path, NULL, NULL), 1);
     CU_ASSERT(strstr(path, "epoch-0010-step-0000005.h5") != NULL);
     free_state(&m, &opt, &h);
     tu_rmrf(dir);

@@ -17,6 +17,7 @@
 #endif
 
 #include "mnist/h5data.h"
+#include "mnist/h5safe.h"
 #include "mnist/ops.h"
 
 int rt_agree(const Comm *c, int status, const Error *e)
@@ -98,11 +99,22 @@ int rt_threads(const Config *cfg, const Comm *comm)
     return threads;
 }
 
+int rt_check_h5(const Comm *comm, const char *path, Error *e)
+{
+    const int status = h5safe_check(path, "images", e);
+    if (comm_agree(comm, status ? EXIT_FAIL : EXIT_OK) == EXIT_OK)
+        return 0;
+    /* every rank gives the lowest failing rank's reason */
+    const int first = comm->size - comm_agree(comm, status ? comm->size - comm->rank : 0);
+    comm_bcast(comm, e->msg, sizeof e->msg, first);
+    return -1;
+}
+
 int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, size_t rows,
                   int need_labels, size_t *file_rows, size_t *first_row, Dataset *out, Error *e)
 {
     H5Data h;
-    if (h5data_open(&h, path, fapl, e))
+    if (rt_check_h5(comm, path, e) || h5data_open(&h, path, fapl, e))
         return -1;
     int rc = 0;
     *file_rows = h.rows;
@@ -125,7 +137,7 @@ int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, s
 int rt_load_rows(const char *path, hid_t fapl, size_t first, size_t count, int need_labels,
                  size_t *file_rows, Dataset *out, Error *e)
 {
-    H5Data h;
+    H5Data h; /* path was checked (rt_check_h5) by the caller: h5safe remembers */
     if (h5data_open(&h, path, fapl, e))
         return -1;
     int rc = 0;

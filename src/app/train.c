@@ -149,7 +149,9 @@ static int load_data(Trainer *t)
     Config *c = &t->cfg;
     H5Data h;
     size_t file_rows = 0, dummy;
-    int status = h5data_open(&h, c->train_path, t->fapl, &t->e);
+    int status = rt_check_h5(t->comm, c->train_path, &t->e);
+    if (status == 0)
+        status = h5data_open(&h, c->train_path, t->fapl, &t->e);
     if (status == 0) {
         file_rows = h.rows, t->shape = h.shape, t->classes = h.classes;
         if (!h.has_labels)
@@ -420,6 +422,20 @@ static void remove_stale_temps(const char *run_dir)
     closedir(d);
 }
 
+/* --resume auto passes over a latest checkpoint that does not read (a
+ * damaged disk, a file copied in half): resuming is what checkpoints are
+ * for, so it takes the next-latest one that does, and says so. */
+static void warn_skipped(const char *path, const Error *why, void *arg)
+{
+    (void)arg;
+    const size_t n = strlen(path);
+    const char *reason = strncmp(why->msg, path, n) == 0 && strncmp(why->msg + n, ": ", 2) == 0
+                             ? why->msg + n + 2
+                             : why->msg;
+    fprintf(stderr, "mnist-dist: warning: --resume auto: skipping %s, which cannot be read (%s)\n",
+            path, reason);
+}
+
 /* Rank 0: which checkpoint to resume from (none: from[0] = 0) and its
  * contents, checked against this run. */
 static int resume_read(Trainer *t, char *from, size_t size)
@@ -427,7 +443,7 @@ static int resume_read(Trainer *t, char *from, size_t size)
     const Config *c = &t->cfg;
     if (strcmp(c->resume, "auto") == 0) {
         remove_stale_temps(c->out_dir);
-        if (!ckpt_find_latest(c->out_dir, from, size) && !c->quiet)
+        if (!ckpt_find_latest(c->out_dir, from, size, warn_skipped, NULL) && !c->quiet)
             printf("resume auto: no checkpoint in %s/checkpoints, starting fresh\n", c->out_dir);
     } else {
         snprintf(from, size, "%s", c->resume);

@@ -4,6 +4,7 @@
  * stack is silenced. No MPI calls: parallel access comes in through fapl. */
 #define _GNU_SOURCE
 #include "mnist/h5data.h"
+#include "mnist/h5safe.h"
 #include "mnist/h5util.h"
 
 #include <errno.h>
@@ -228,6 +229,8 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
                     path);
         return -1;
     }
+    if (h5safe_check(path, "images", e) != 0)
+        return -1;
     h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (h->file < 0) {
         err_set(e, "%s: damaged HDF5 file (HDF5 cannot open it)", path);
@@ -244,7 +247,12 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e)
     }
     hsize_t dims[4] = {0, 0, 0, 0};
     h->nd = dims_of(h->images, dims);
-    if (h->nd < 1 || h->nd > 4 || image_shape(h->file, h->images, h->nd, dims, path, &h->shape, e))
+    if (h->nd < 1 || h->nd > 4) { /* a scalar or null dataspace, or one HDF5 cannot read */
+        err_set(e, "%s: /images must be [N,H,W], [N,H,W,C] or [N,P], found %d dimensions%s", path,
+                h->nd < 0 ? 0 : h->nd, h->nd < 0 ? " (damaged dataspace)" : "");
+        goto fail;
+    }
+    if (image_shape(h->file, h->images, h->nd, dims, path, &h->shape, e))
         goto fail;
     if (!is_u8(h->images)) {
         err_set(e, "%s: /images must hold unsigned 8-bit integers", path);
@@ -369,6 +377,28 @@ int h5data_read(H5Data *h, size_t first, size_t count, Dataset *out, Error *e)
                                              "--classes N)");
             }
     return 0;
+}
+
+int h5data_walk(const char *path, Error *e)
+{
+    H5Data h;
+    if (h5data_open(&h, path, H5P_DEFAULT, e))
+        return -1;
+    /* in blocks of at most 64 MiB, so a valid set of any size is read in
+     * bounded memory */
+    const size_t px = shape_size(h.shape);
+    const size_t block = px < ((size_t)64 << 20) ? ((size_t)64 << 20) / px : 1;
+    uint8_t *buf = malloc(block * px + 1);
+    int rc = buf ? 0 : err_set(e, "%s: out of memory", path);
+    for (size_t first = 0; rc == 0 && first < h.rows; first += block) {
+        const size_t n = h.rows - first < block ? h.rows - first : block;
+        if (read_rows(h.images, h.nd, first, n, buf) != 0 ||
+            (h.has_labels && read_rows(h.labels, 1, first, n, buf) != 0))
+            rc = err_set(e, "%s: cannot read rows %zu..%zu", path, first, first + n);
+    }
+    free(buf);
+    h5data_close(&h);
+    return rc;
 }
 
 void h5data_close(H5Data *h)

@@ -3,6 +3,7 @@
  * datasets. Never decides which rank writes, never prints. */
 #define _GNU_SOURCE
 #include "mnist/ckpt.h"
+#include "mnist/h5safe.h"
 #include "mnist/h5util.h"
 
 #include <dirent.h>
@@ -183,7 +184,7 @@ static hid_t open_checked(const char *path, int *version_out, Error *e)
         err_set(e, "%s: cannot open checkpoint: %s", path, strerror(errno));
         return H5I_INVALID_HID;
     }
-    if (h5_check_file(path, e) != 0)
+    if (h5_check_file(path, e) != 0 || h5safe_check(path, "ckpt", e) != 0)
         return H5I_INVALID_HID;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
@@ -319,7 +320,8 @@ static int model_v2(hid_t file, const char *path, CkptModel *out, Error *e)
         return err_prefix(e, "%s: model attribute", path);
     if (h5_attr_read(file, "input_shape", H5T_NATIVE_INT, 3, input, &n) != 0 || n != 3 ||
         input[0] < 1 || input[1] < 1 || input[2] < 1 ||
-        (int64_t)input[0] * input[1] * input[2] > 1 << 24)
+        /* in two steps: three ints can overflow 64 bits (found by fuzz_ckpt) */
+        (int64_t)input[0] * input[1] > 1 << 24 || (int64_t)input[0] * input[1] * input[2] > 1 << 24)
         return err_set(e, "%s: missing or malformed input_shape attribute", path);
     if (h5_attr_read(file, "classes", H5T_NATIVE_INT, 1, &out->classes, NULL) != 0 ||
         out->classes < 2 || out->classes > 256)
@@ -724,6 +726,23 @@ int ckpt_read(const char *path, Model *m, Optimizer *o, CkptMeta *meta, History 
     return rc;
 }
 
+int ckpt_walk(const char *path, Error *e)
+{
+    CkptModel desc;
+    if (ckpt_read_model(path, &desc, e) != 0)
+        return -1;
+    Model m;
+    if (model_create(&m, &desc.spec, desc.input, desc.classes, 1, e) != 0)
+        return -1;
+    CkptMeta *meta = malloc(sizeof *meta);
+    History h = {0};
+    const int rc = meta ? ckpt_read(path, &m, NULL, meta, &h, e) : err_set(e, "out of memory");
+    free(meta);
+    history_free(&h);
+    model_free(&m);
+    return rc;
+}
+
 int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch, int step)
 {
     if (step > 0)
@@ -771,7 +790,20 @@ int ckpt_each(const char *run_dir, void (*fn)(const char *path, int epoch, int s
     return n;
 }
 
-int ckpt_find_latest(const char *run_dir, char *path, size_t size)
+typedef struct Candidate {
+    int epoch, step;
+} Candidate;
+
+static int later_first(const void *a, const void *b)
+{
+    const Candidate *x = a, *y = b;
+    if (x->epoch != y->epoch)
+        return x->epoch < y->epoch ? 1 : -1;
+    return (x->step < y->step) - (x->step > y->step);
+}
+
+int ckpt_find_latest(const char *run_dir, char *path, size_t size,
+                     void (*skipped)(const char *path, const Error *why, void *arg), void *arg)
 {
     char dir[4096];
     if (str_fmt(dir, sizeof dir, "%s/checkpoints", run_dir))
@@ -779,20 +811,35 @@ int ckpt_find_latest(const char *run_dir, char *path, size_t size)
     DIR *d = opendir(dir);
     if (!d)
         return 0;
-    int best_epoch = -1, best_step = -1;
+    Candidate *c = NULL;
+    size_t n = 0, cap = 0;
     struct dirent *ent;
     while ((ent = readdir(d))) {
         int epoch, step;
-        if (parse_name(ent->d_name, &epoch, &step) != 0 || epoch < 0 ||
-            epoch < best_epoch || (epoch == best_epoch && step <= best_step))
+        if (parse_name(ent->d_name, &epoch, &step) != 0 || epoch < 0)
             continue;
-        char candidate[4096];
-        CkptModel desc;
-        if (ckpt_path(candidate, sizeof candidate, run_dir, epoch, step) == 0 &&
-            ckpt_read_model(candidate, &desc, NULL) == 0 &&
-            str_fmt(path, size, "%s", candidate) == 0)
-            best_epoch = epoch, best_step = step;
+        if (n == cap) {
+            Candidate *grown = realloc(c, sizeof *c * (cap = cap ? 2 * cap : 16));
+            if (!grown)
+                break;
+            c = grown;
+        }
+        c[n++] = (Candidate){epoch, step};
     }
     closedir(d);
-    return best_epoch >= 0;
+    qsort(c, n, sizeof *c, later_first);
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        char candidate[4096];
+        CkptModel desc;
+        Error why = {{0}};
+        if (ckpt_path(candidate, sizeof candidate, run_dir, c[i].epoch, c[i].step) != 0)
+            continue;
+        if (ckpt_read_model(candidate, &desc, &why) == 0)
+            found = str_fmt(path, size, "%s", candidate) == 0;
+        else if (skipped)
+            skipped(candidate, &why, arg);
+    }
+    free(c);
+    return found;
 }

@@ -10,7 +10,7 @@
 #include "mnist/data_csv.h"
 #include "mnist/data_idx.h"
 
-int data_csv_read_b13(const char *path, Dataset *out, Error *e);
+int data_csv_read_b13(const char *path, int classes, Dataset *out, Error *e);
 
 static void check_same(const Dataset *a, const Dataset *b, const char *what)
 {
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Dataset d, small;
     Error e = {{0}}, es = {{0}};
     int rc = data_csv_read(path, 10, &d, &e);
-    int rcs = data_csv_read_b13(path, &small, &es);
+    int rcs = data_csv_read_b13(path, 10, &small, &es);
     FUZZ_CHECK(rc == rcs, "1 MiB blocks say %d (%s), 13-byte blocks say %d (%s)", rc,
                rc ? e.msg : "ok", rcs, rcs ? es.msg : "ok");
     if (rc != 0) {

@@ -36,6 +36,13 @@ int rt_agree_code(const Comm *c, int status, int code, const Error *e);
  * unless quiet. */
 int rt_threads(const Config *cfg, const Comm *comm);
 
+/* Collective: h5safe's check of the image set at path on every rank (each
+ * rank's libhdf5 parses the file, maybe another host's copy of it), agreed
+ * before any rank enters HDF5's collective open: -1 on every rank, with the
+ * lowest failing rank's message in e, when any rank's check refused it.
+ * Prints nothing; agree on the result. */
+int rt_check_h5(const Comm *comm, const char *path, Error *e);
+
 /* Collective: opens path (MPI-IO access list fapl) and reads this rank's
  * share of rows [skip, skip + rows) into out (rows = SIZE_MAX: to the end).
  * need_labels makes an unlabelled file an error. *file_rows gets the file's
@@ -44,7 +51,8 @@ int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, s
                   int need_labels, size_t *file_rows, size_t *first_row, Dataset *out, Error *e);
 
 /* Collective: opens path and reads rows [first, first + count) into out
- * (this rank's own range; ranges may differ between ranks). */
+ * (this rank's own range; ranges may differ between ranks). The caller
+ * has checked path with rt_check_h5. */
 int rt_load_rows(const char *path, hid_t fapl, size_t first, size_t count, int need_labels,
                  size_t *file_rows, Dataset *out, Error *e);
 

@@ -36,6 +36,11 @@ int h5data_open(H5Data *h, const char *path, hid_t fapl, Error *e);
  * I/O, and checks every label is below the class count, naming the row. */
 int h5data_read(H5Data *h, size_t first, size_t count, Dataset *out, Error *e);
 
+/* h5safe's walk for image sets: h5data_open (one process) and a read of
+ * every row of /images and /labels, in blocks (label values are left to
+ * h5data_read, which names the rank's row). 0, or -1 with e. */
+int h5data_walk(const char *path, Error *e);
+
 /* Closes what h holds (collective under MPI-IO). Safe on a failed open. */
 void h5data_close(H5Data *h);
 

@@ -61,6 +61,11 @@ int ckpt_read_model(const char *path, CkptModel *out, Error *e);
  * (replaced). Every dataset's shape is checked and checksums are verified. */
 int ckpt_read(const char *path, Model *m, Optimizer *o, CkptMeta *meta, History *h, Error *e);
 
+/* h5safe's walk for checkpoints: what evaluate, predict and --resume read
+ * (ckpt_read_model, then ckpt_read of every tensor, the optimizer's state,
+ * the metadata and the history). 0, or -1 with e as those give it. */
+int ckpt_walk(const char *path, Error *e);
+
 /* Path of the checkpoint after `epoch` completed epochs and `step` more steps
  * in run dir: DIR/checkpoints/epoch-NNNN.h5, or epoch-NNNN-step-SSSSSSS.h5
  * when step > 0 (a stop in mid-epoch). 0 or -1 if too long. */
@@ -71,9 +76,12 @@ int ckpt_path(char *buf, size_t size, const char *run_dir, int epoch, int step);
 int ckpt_read_meta(const char *path, CkptMeta *meta, Error *e);
 
 /* Finds the latest checkpoint (highest epoch, then step) in
- * run_dir/checkpoints that passes ckpt_read_model and fills path. Returns 1
- * if one was found, 0 if there is none. */
-int ckpt_find_latest(const char *run_dir, char *path, size_t size);
+ * run_dir/checkpoints that passes ckpt_read_model (with h5safe on: that the
+ * whole file reads) and fills path; every later one that does not is given
+ * to skipped (when non-NULL) with the reason. Returns 1 if one was found, 0
+ * if there is none. */
+int ckpt_find_latest(const char *run_dir, char *path, size_t size,
+                     void (*skipped)(const char *path, const Error *why, void *arg), void *arg);
 
 /* Calls fn(path, epoch, step, arg) for every file of run_dir/checkpoints
  * named like a checkpoint (epoch-NNNN[-step-SSSSSSS].h5; best.h5 with epoch
