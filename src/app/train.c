@@ -206,8 +206,10 @@ static int build(Trainer *t)
     const Config *c = &t->cfg;
     ModelSpec spec;
     Error *e = &t->e;
-    if (model_spec_from_widths(&spec, c->layers, c->dropout, e) ||
-        model_spec_append(&spec, (LayerSpec){.kind = LAYER_DENSE, .units = t->classes}, e))
+    if (c->model_spec[0] ? model_spec_model(&spec, c->model_spec, t->classes, e)
+                         : model_spec_from_widths(&spec, c->layers, c->dropout, e) ||
+                               model_spec_append(&spec, (LayerSpec){.kind = LAYER_DENSE,
+                                                                    .units = t->classes}, e))
         return -1;
     const int b_local = t->plan.local_batch;
     if (model_create(&t->model, &spec, t->shape, t->classes,
@@ -357,7 +359,9 @@ static int trainer_init(Trainer *t, const Config *cfg, const Comm *comm)
     t->fault = fault_from_env();
     t->threads = rt_threads(&t->cfg, comm);
     ModelSpec probe; /* checked by config_parse already: for callers that did not */
-    int status = model_spec_from_widths(&probe, t->cfg.layers, t->cfg.dropout, &t->e);
+    int status = t->cfg.model_spec[0]
+                     ? model_spec_model(&probe, t->cfg.model_spec, 10, &t->e)
+                     : model_spec_from_widths(&probe, t->cfg.layers, t->cfg.dropout, &t->e);
     if (status == 0 && augment_parse(&t->aug, t->cfg.augment, &t->e))
         status = err_prefix(&t->e, "--augment");
     if ((status = rt_agree_code(comm, status, EXIT_USAGE, &t->e)))
