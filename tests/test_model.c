@@ -211,7 +211,7 @@ static void test_conv_reference_and_threads(void)
             b[k] = 0.1f * (float)k;
         for (size_t k = 0; k < B * out; k++)
             dy[k] = rng_uniform(7, k) - 0.5f;
-        conv_forward(y, x, W, b, B, &g, work, 2);
+        conv_forward(y, x, W, b, B, &g, 0, work, 2);
         double worst = 0.0;
         for (int i = 0; i < B; i++)
             for (int oy = 0; oy < g.oh; oy++)
@@ -234,9 +234,9 @@ static void test_conv_reference_and_threads(void)
                     }
         CU_ASSERT(worst < 1e-5);
         omp_set_threads_for_test(1);
-        conv_backward(dx1, dW1, dW1 + nw, dy, x, W, B, &g, work, 2);
+        conv_backward(dx1, dW1, dW1 + nw, dy, x, NULL, W, B, &g, work, 2);
         omp_set_threads_for_test(2);
-        conv_backward(dx2, dW2, dW2 + nw, dy, x, W, B, &g, work, 2);
+        conv_backward(dx2, dW2, dW2 + nw, dy, x, NULL, W, B, &g, work, 2);
         CU_ASSERT(memcmp(dx1, dx2, B * in * 4) == 0);
         CU_ASSERT(memcmp(dW1, dW2, (nw + g.f) * 4) == 0);
         /* <dy, conv(x)> is linear in x: its gradient dx must satisfy
@@ -319,6 +319,9 @@ static void test_conv_specs(void)
     CU_ASSERT_EQUAL(m.num_params, 1199882); /* Keras mnist_cnn's count */
     CU_ASSERT_EQUAL(m.layers[4].out.h, 12);
     CU_ASSERT_EQUAL(m.layers[6].out.c, 9216);
+    /* each conv's ReLU runs in its output pass */
+    CU_ASSERT(m.layers[0].relu && m.layers[1].fused && m.layers[2].relu && m.layers[3].fused);
+    CU_ASSERT(!m.layers[5].fused); /* the dropout after pooling stays a layer */
     CU_ASSERT_EQUAL(model_spec_model(&s, "ref-mlp", 47, &e), 0);
     CU_ASSERT_EQUAL(s.layers[s.count - 1].units, 47);
     CU_ASSERT_EQUAL(model_spec_model(&s, "conv:8x5x5/s2/p2,maxpool:3/s2,dense:10", 10, &e), 0);

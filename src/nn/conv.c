@@ -106,7 +106,7 @@ static void col2im(float *dx, const float *col, const ConvGeom *g)
 }
 
 void conv_forward(float *y, const float *x, const float *W, const float *b, int B,
-                  const ConvGeom *g, float *work, int slots)
+                  const ConvGeom *g, int relu, float *work, int slots)
 {
     const int M = g->oh * g->ow, K = g->kh * g->kw * g->c, F = g->f;
     const size_t in = (size_t)g->h * g->w * g->c, out = (size_t)M * F;
@@ -123,12 +123,15 @@ void conv_forward(float *y, const float *x, const float *W, const float *b, int 
             memcpy(yi + (size_t)r * F, b, sizeof(float) * (size_t)F);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, col, K, W, F, 1.0f,
                     yi, F);
+        if (relu) /* while the sample's output is in cache */
+            for (size_t k = 0; k < out; k++)
+                yi[k] = yi[k] > 0.0f ? yi[k] : 0.0f;
     }
 }
 
 /* One chunk's samples [i0, i1): their dW, db into partial (overwritten) and,
  * when dx is set, their input gradients. */
-static void backward_chunk(float *dx, float *partial, const float *dy, const float *x,
+static void backward_chunk(float *dx, float *partial, float *dy, const float *x, const float *y,
                            const float *W, int i0, int i1, const ConvGeom *g, float *col)
 {
     const int M = g->oh * g->ow, K = g->kh * g->kw * g->c, F = g->f;
@@ -136,7 +139,13 @@ static void backward_chunk(float *dx, float *partial, const float *dy, const flo
     float *pW = partial, *pb = partial + (size_t)K * F;
     memset(partial, 0, sizeof(float) * ((size_t)K * F + (size_t)F));
     for (int i = i0; i < i1; i++) {
-        const float *xi = x + (size_t)i * in, *dyi = dy + (size_t)i * out;
+        const float *xi = x + (size_t)i * in;
+        float *dyi = dy + (size_t)i * out;
+        if (y) { /* the fused ReLU: y > 0 exactly where it passed */
+            const float *yi = y + (size_t)i * out;
+            for (size_t k = 0; k < out; k++)
+                dyi[k] = yi[k] > 0.0f ? dyi[k] : 0.0f;
+        }
         const float *cx = xi;
         if (!is_pointwise(g)) {
             im2col(col, xi, g);
@@ -163,7 +172,7 @@ static void backward_chunk(float *dx, float *partial, const float *dy, const flo
     }
 }
 
-void conv_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+void conv_backward(float *dx, float *dW, float *db, float *dy, const float *x, const float *y,
                    const float *W, int B, const ConvGeom *g, float *work, int slots)
 {
     const int K = g->kh * g->kw * g->c, F = g->f;
@@ -175,7 +184,7 @@ void conv_backward(float *dx, float *dW, float *db, const float *dy, const float
 #pragma omp for schedule(static)
         for (int q = 0; q < chunks; q++) {
             const int i0 = q * CONV_CHUNK, i1 = i0 + CONV_CHUNK < B ? i0 + CONV_CHUNK : B;
-            backward_chunk(dx, partials + (size_t)q * pf, dy, x, W, i0, i1, g,
+            backward_chunk(dx, partials + (size_t)q * pf, dy, x, y, W, i0, i1, g,
                            work + (size_t)thread_id() * col_floats(g));
         }
         /* the chunks' sums in chunk order; threads own element ranges */

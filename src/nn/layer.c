@@ -187,16 +187,16 @@ static void conv_init(const Layer *l, float *params, uint64_t seed)
 static void conv_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y, int B)
 {
     const ConvGeom g = conv_geom(l);
-    conv_forward(y, x, W_of(l, c->params), b_of(l, c->params), B, &g, l->scratch, l->slots);
+    conv_forward(y, x, W_of(l, c->params), b_of(l, c->params), B, &g, l->relu, l->scratch,
+                 l->slots);
 }
 
 static void conv_backward_layer(const Layer *l, const LayerCtx *c, const float *x, const float *y,
                                 float *dy, float *dx, int B)
 {
-    (void)y;
     const ConvGeom g = conv_geom(l);
-    conv_backward(dx, W_of(l, c->grads), b_of(l, c->grads), dy, x, W_of(l, c->params), B, &g,
-                  l->scratch, l->slots);
+    conv_backward(dx, W_of(l, c->grads), b_of(l, c->grads), dy, x, l->relu ? y : NULL,
+                  W_of(l, c->params), B, &g, l->scratch, l->slots);
 }
 
 /* ---- maxpool: y = max over each window (first max wins in backward) ---------- */

@@ -266,16 +266,20 @@ float *model_layer_tensor(const Model *m, const Layer *l, int k, float *base)
     return base + l->tensors[k].offset;
 }
 
-/* Folds a ReLU (and a dropout right after it) into the dense layer before
- * them: the same arithmetic in one sweep over the activations. */
+/* Folds a ReLU (and, after a dense layer, a dropout right after it) into the
+ * dense or conv layer before them: the same arithmetic in one sweep over the
+ * activations (for conv, per sample while it is in cache). */
 static void fuse_epilogues(Model *m)
 {
     for (int i = 0; i + 1 < m->num_layers; i++) {
         Layer *d = &m->layers[i];
-        if (d->spec.kind != LAYER_DENSE || m->layers[i + 1].spec.kind != LAYER_RELU)
+        const int conv = d->spec.kind == LAYER_CONV;
+        if ((d->spec.kind != LAYER_DENSE && !conv) || m->layers[i + 1].spec.kind != LAYER_RELU)
             continue;
         d->relu = 1;
         m->layers[i + 1].fused = 1;
+        if (conv)
+            continue;
         if (i + 2 < m->num_layers && m->layers[i + 2].spec.kind == LAYER_DROPOUT) {
             d->drop = m->layers[i + 2].spec.rate;
             d->drop_ordinal = m->layers[i + 2].ordinal;

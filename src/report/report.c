@@ -406,7 +406,7 @@ static int table_history(Table *t, const History *h)
 }
 
 /* The layers with their output shapes and parameter counts; ReLU and
- * dropout folded into a dense layer's output pass are marked. */
+ * dropout folded into the previous layer's output pass are marked. */
 static int table_layers(Table *t, const Model *m)
 {
     if (table_init(t, m->num_layers + 3, 4))
@@ -425,7 +425,7 @@ static int table_layers(Table *t, const Model *m)
         char text[96];
         layer_text(text, sizeof text, l);
         cell_set(t, r, 0, "%d", i + 1);
-        cell_set(t, r, 1, "%s%s", text, l->fused ? " (fused into the dense layer)" : "");
+        cell_set(t, r, 1, "%s%s", text, l->fused ? " (fused into the layer before)" : "");
         cell_set(t, r, 2, "%d x %d x %d", l->out.h, l->out.w, l->out.c);
         cell_set(t, r++, 3, "%zu", layer_params(l));
     }

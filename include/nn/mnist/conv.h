@@ -24,16 +24,18 @@ typedef struct ConvGeom {
  * per-thread im2col buffers, then the gradient partial sums. In floats. */
 size_t conv_work_floats(const ConvGeom *g, int B, int slots);
 
-/* y[B, oh, ow, f] = im2col(x[B, h, w, c]) · W[kh*kw*c, f] + b. Overwrites
- * y; work as conv_work_floats(g, B, slots). Uses at most slots threads. */
+/* y[B, oh, ow, f] = im2col(x[B, h, w, c]) · W[kh*kw*c, f] + b, then
+ * (relu) y = max(y, 0) in the same pass. Overwrites y; work as
+ * conv_work_floats(g, B, slots). Uses at most slots threads. */
 void conv_forward(float *y, const float *x, const float *W, const float *b, int B,
-                  const ConvGeom *g, float *work, int slots);
+                  const ConvGeom *g, int relu, float *work, int slots);
 
-/* Backward of conv_forward given dy[B, oh, ow, f]:
+/* Backward of conv_forward given dy[B, oh, ow, f] (overwritten: with y,
+ * the forward output of a fused ReLU, first dy *= (y > 0)):
  *   dW += im2col(x)^T · dy, db += sum of dy over rows (accumulate),
  *   dx  = col2im(dy · W^T)                              (overwrite; skipped
- *   when dx is NULL). */
-void conv_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+ *   when dx is NULL). y is NULL without a fused ReLU. */
+void conv_backward(float *dx, float *dW, float *db, float *dy, const float *x, const float *y,
                    const float *W, int B, const ConvGeom *g, float *work, int slots);
 
 /* Max pooling of size x size windows every stride (no padding): input

@@ -55,8 +55,9 @@ typedef struct Layer {
                         the dropout layers (mask streams) */
     int in_place;    /* the output overwrites the input's buffer */
     int fused;       /* a ReLU, or a dropout after a fused ReLU, applied inside the previous
-                        dense layer's output pass (one sweep instead of three): skipped here */
-    int relu;        /* dense: ReLU fused into its output pass */
+                        dense (or conv: ReLU only) layer's output pass (one sweep instead of
+                        three): skipped here */
+    int relu;        /* dense, conv: ReLU fused into its output pass */
     float drop;      /* dense: dropout rate fused into its output pass (0: none) */
     int drop_ordinal; /* dense: that fused dropout's ordinal */
     int num_tensors;
