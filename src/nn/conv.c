@@ -1,5 +1,6 @@
-/* conv: NHWC convolution through im2col + sgemm, one sample at a time per
- * thread (the sample's im2col buffer stays in cache), and max pooling.
+/* conv: NHWC convolution through im2col + sgemm (plain loops when the
+ * im2col rows are short), one sample at a time per thread (the sample's
+ * im2col buffer stays in cache), and max pooling.
  * No allocation: buffers come from the caller's workspace. */
 #include "mnist/conv.h"
 
@@ -10,6 +11,10 @@
 #endif
 
 #define FLOATS_PER_LINE 16
+/* Below this many columns of im2col (kh * kw * c: 9 for a 3x3 kernel on grey
+ * images) a GEMM call costs more than it computes: plain loops, vectorised
+ * over the filters, instead. */
+#define CONV_SMALL_K 16
 
 static size_t pad16(size_t n) { return (n + FLOATS_PER_LINE - 1) / FLOATS_PER_LINE * FLOATS_PER_LINE; }
 
@@ -70,7 +75,10 @@ static void im2col(float *col, const float *x, const ConvGeom *g)
                 for (int kx = 0; kx < g->kw; kx++) {
                     const int ix = ox * g->stride - g->pad + kx;
                     float *dst = row + ((size_t)ky * g->kw + kx) * run;
-                    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                    const int inside = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+                    if (run == 1) /* grey input: one float, not a library call */
+                        *dst = inside ? x[(size_t)iy * g->w + ix] : 0.0f;
+                    else if (!inside)
                         memset(dst, 0, sizeof(float) * run);
                     else
                         memcpy(dst, x + ((size_t)iy * g->w + ix) * run, sizeof(float) * run);
@@ -105,6 +113,49 @@ static void col2im(float *dx, const float *col, const ConvGeom *g)
         }
 }
 
+/* C[M, N] += A[M, K] · B[K, N] (row-major, small K). */
+static void small_nn(float *C, const float *A, const float *B, int M, int N, int K)
+{
+    for (int r = 0; r < M; r++) {
+        float *c = C + (size_t)r * N;
+        for (int k = 0; k < K; k++) {
+            const float a = A[(size_t)r * K + k];
+            const float *b = B + (size_t)k * N;
+#pragma omp simd
+            for (int j = 0; j < N; j++)
+                c[j] += a * b[j];
+        }
+    }
+}
+
+/* C[K, N] += A[M, K]^T · B[M, N] (small K: C stays in cache). */
+static void small_tn(float *C, const float *A, const float *B, int M, int N, int K)
+{
+    for (int r = 0; r < M; r++)
+        for (int k = 0; k < K; k++) {
+            const float a = A[(size_t)r * K + k];
+            const float *b = B + (size_t)r * N;
+            float *c = C + (size_t)k * N;
+#pragma omp simd
+            for (int j = 0; j < N; j++)
+                c[j] += a * b[j];
+        }
+}
+
+/* C[M, K] = A[M, N] · B[K, N]^T (small K). */
+static void small_nt(float *C, const float *A, const float *B, int M, int N, int K)
+{
+    for (int r = 0; r < M; r++)
+        for (int k = 0; k < K; k++) {
+            const float *a = A + (size_t)r * N, *b = B + (size_t)k * N;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < N; j++)
+                sum += a[j] * b[j];
+            C[(size_t)r * K + k] = sum;
+        }
+}
+
 void conv_forward(float *y, const float *x, const float *W, const float *b, int B,
                   const ConvGeom *g, int relu, float *work, int slots)
 {
@@ -121,8 +172,11 @@ void conv_forward(float *y, const float *x, const float *W, const float *b, int 
             im2col(col, xi, g);
         for (int r = 0; r < M; r++) /* y = b, then y += col · W */
             memcpy(yi + (size_t)r * F, b, sizeof(float) * (size_t)F);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, col, K, W, F, 1.0f,
-                    yi, F);
+        if (K < CONV_SMALL_K)
+            small_nn(yi, col, W, M, F, K);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, col, K, W, F,
+                        1.0f, yi, F);
         if (relu) /* while the sample's output is in cache */
             for (size_t k = 0; k < out; k++)
                 yi[k] = yi[k] > 0.0f ? yi[k] : 0.0f;
@@ -152,23 +206,27 @@ static void backward_chunk(float *dx, float *partial, float *dy, const float *x,
             cx = col;
         }
         /* pW[K, F] += col^T[K, M] · dy[M, F] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, F, M, 1.0f, cx, K, dyi, F, 1.0f,
-                    pW, F);
+        if (K < CONV_SMALL_K)
+            small_tn(pW, cx, dyi, M, F, K);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, F, M, 1.0f, cx, K, dyi, F,
+                        1.0f, pW, F);
         for (int r = 0; r < M; r++)
             for (int j = 0; j < F; j++)
                 pb[j] += dyi[(size_t)r * F + j];
         if (!dx)
             continue;
         float *dxi = dx + (size_t)i * in;
-        if (is_pointwise(g)) { /* dx[M, K] = dy · W^T directly */
+        /* dcol[M, K] = dy[M, F] · W^T[F, K]: straight into dx for a 1x1 kernel, else in
+         * col (no longer needed), then col2im */
+        float *dcol = is_pointwise(g) ? dxi : col;
+        if (K < CONV_SMALL_K)
+            small_nt(dcol, dyi, W, M, F, K);
+        else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, F, 1.0f, dyi, F, W, F, 0.0f,
-                        dxi, K);
-            continue;
-        }
-        /* dcol[M, K] = dy[M, F] · W^T[F, K], in col (no longer needed) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, F, 1.0f, dyi, F, W, F, 0.0f,
-                    col, K);
-        col2im(dxi, col, g);
+                        dcol, K);
+        if (!is_pointwise(g))
+            col2im(dxi, col, g);
     }
 }
 
@@ -236,16 +294,24 @@ void maxpool_backward(float *dx, const float *dy, const float *x, int B, const P
             for (int ox = 0; ox < g->ow; ox++) {
                 const size_t o = (size_t)i * out + ((size_t)oy * g->ow + ox) * C;
                 const size_t base = ((size_t)oy * g->stride * g->w + (size_t)ox * g->stride) * C;
-                for (int c = 0; c < C; c++) {
-                    /* the max again (the output may since have been changed in place,
-                     * e.g. by dropout), then its first position in the window */
-                    size_t at = base + (size_t)c;
-                    for (int ky = 0; ky < S; ky++)
-                        for (int kx = 0; kx < S; kx++) {
-                            const size_t k = base + ((size_t)ky * g->w + (size_t)kx) * C + c;
-                            at = xi[k] > xi[at] ? k : at;
-                        }
-                    dxi[at] += dy[o + c];
+                /* the max again (the output may since have been changed in place, e.g.
+                 * by dropout), 16 channels at a time, then its first position */
+                for (int c0 = 0; c0 < C; c0 += 16) {
+                    const int n = C - c0 < 16 ? C - c0 : 16;
+                    float best[16];
+                    int at[16];
+                    for (int c = 0; c < n; c++)
+                        best[c] = xi[base + (size_t)(c0 + c)], at[c] = 0;
+                    for (int k = 1; k < S * S; k++) {
+                        const float *v = xi + base + ((size_t)(k / S) * g->w + (size_t)(k % S)) * C +
+                                         c0;
+                        for (int c = 0; c < n; c++)
+                            if (v[c] > best[c])
+                                best[c] = v[c], at[c] = k;
+                    }
+                    for (int c = 0; c < n; c++)
+                        dxi[base + ((size_t)(at[c] / S) * g->w + (size_t)(at[c] % S)) * C +
+                            (size_t)(c0 + c)] += dy[o + (size_t)(c0 + c)];
                 }
             }
     }
