@@ -52,6 +52,10 @@ expect "missing value" 2 "--epochs needs a value" "$BIN" --epochs
 expect "--epochs 0" 2 "--epochs: 0 is outside" "$BIN" --epochs 0
 expect "--layers 0" 2 "--layers '0': expected comma-separated widths" "$BIN" --layers 0
 expect "--layers with a trailing comma" 2 "trailing comma" "$BIN" --layers 64,
+expect "--model unknown layer, 3 ranks: printed once" 2 \
+  "--model: token 2 'pool:2': unknown layer kind 'pool'" "${MPIRUN[@]}" -np 3 "$BIN" --model conv:8x3x3,pool:2
+expect "--model conv without a kernel" 2 "token 1 'conv:8x3': conv takes FILTERSxKHxKW" "$BIN" --model conv:8x3
+expect "--model stride 0" 2 "token 3 'maxpool:2/s0': maxpool takes SIZE" "$BIN" --model conv:8x3x3,relu,maxpool:2/s0
 expect "--augment nonsense" 2 "--augment: " "$BIN" --augment wobble=3
 expect "--deterministic --batch-size 5" 2 "--batch-size 5 is smaller than --logical-shards 8" \
   "$BIN" --deterministic --batch-size 5
@@ -125,6 +129,11 @@ PY
 else
   fail "47 classes train"; cat "$T/out"
 fi
+expect "--model kernel larger than the images, 2 ranks" 1 \
+  "layer 1 \(conv\): a 29x29 kernel does not fit the 28x28x1 input" \
+  "${MPIRUN[@]}" -np 2 "$BIN" --train "$T/good.h5" --test "$T/good.h5" --val-split 0 --quiet --batch-size 2 \
+  --model conv:8x29x29 --out "$T/run-k29"
+[[ ! -e $T/run-k29 ]] && pass "a refused --model leaves no run directory" || fail "run-k29 left behind"
 expect "a 47-class model refuses 10-class data" 1 "good.h5: the data declares 10 classes but the model .* has 47" \
   "$BIN" evaluate --model "$T/emnist-run/checkpoints/epoch-0001.h5" --data "$T/good.h5" --out "$T/ev47"
 

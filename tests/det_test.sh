@@ -3,7 +3,7 @@
 # bit-identical weights and Adam state (checkpoint tensors compared exactly)
 # after training with 1, 2, 3, 4 and 8 ranks (8 oversubscribed) and 1 or 2
 # OpenMP threads per rank, and after a run stopped at an epoch boundary and
-# resumed with a different rank count; also with augmentation,
+# resumed with a different rank count; the same for a small CNN; also with augmentation,
 # standardisation and the regularisers on. Without --deterministic the
 # 1-rank and 2-rank weights differ (so the comparison can fail).
 # Under the sanitizers (MNIST_TEST_SANITIZED=1) only 1-3 ranks run: the
@@ -57,6 +57,20 @@ python3 -c 'import json,sys; a,b=(json.load(open(p))["history"][0]["seconds"] fo
   "$T/half-1.json" "$T/half/report/metrics.json" || fail "the second half did not resume from epoch 1"
 same ref half 2 && pass "3 ranks for epoch 1, resumed on 2 ranks: bit-identical to 1 rank" \
   || fail "resume with a different rank count differs"
+# a CNN (conv with stride and padding, pooling, dropout after pooling and in
+# the dense part): the same bits at 1, 2 and 3 ranks and across a resume
+cnn=(--model conv:4x3x3/p1,relu,maxpool:2,conv:8x3x3/s2,relu,dropout:0.1,flatten,dense:32,relu,dropout:0.2)
+train cnnref 1 1 --deterministic --epochs 2 "${cnn[@]}"
+for run in "1 2" "2 1" "3 1"; do
+  read -r np t <<<"$run"
+  train "cnn${np}t$t" "$np" "$t" --deterministic --epochs 2 "${cnn[@]}"
+  same cnnref "cnn${np}t$t" 2 && pass "CNN, $np rank(s) x $t thread(s): bit-identical to 1 x 1" \
+    || fail "CNN, $np rank(s) x $t thread(s) differ from 1 x 1"
+done
+train cnnhalf 3 1 --deterministic --epochs 1 "${cnn[@]}"
+train cnnhalf 2 1 --deterministic --epochs 2 --resume auto "${cnn[@]}"
+same cnnref cnnhalf 2 && pass "CNN, 3 ranks for epoch 1, resumed on 2 ranks: bit-identical to 1 rank" \
+  || fail "CNN resume with a different rank count differs"
 # the comparison can fail: the default mode sums in floating point
 train fast1 1 1 --epochs 2
 train fast2 2 1 --epochs 2

@@ -22,6 +22,7 @@
  * buffers per call, and libgomp mallocs a team for every nested parallel
  * region (the exact kind's per-shard kernels run inside its shard loop).
  *
+ * All of it for an MLP and for a small CNN.
  * Not built under the sanitizers: their runtime owns malloc. */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
@@ -180,12 +181,16 @@ static ExchangeKind path_kind(Path path, int P)
 /* Runs WARMUP + STEPS steps of `path` (the loader's batch, then the
  * exchange's step, as the trainer does); the trainer's code must not
  * allocate in the last STEPS. */
-static void run_path(const Comm *world, const Dataset *d, Path path, int threads)
+static void run_path(const Comm *world, const Dataset *d, Path path, int threads, const char *cnn)
 {
     Model m;
     Optimizer opt;
     Error e;
-    TU_CHECK(model_create_mlp(&m, SIZES, 3, 0.2f, B, &e) == 0, "model: %s", e.msg);
+    ModelSpec spec;
+    TU_CHECK(cnn ? model_spec_model(&spec, cnn, 10, &e) == 0 &&
+                       model_create(&m, &spec, (Shape){MNIST_SIDE, MNIST_SIDE, 1}, 10, B, &e) == 0
+                 : model_create_mlp(&m, SIZES, 3, 0.2f, B, &e) == 0,
+             "model: %s", e.msg);
     model_init_params(&m, 5);
     /* every rule of the update on */
     const OptimConfig oc = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
@@ -232,8 +237,8 @@ static void run_path(const Comm *world, const Dataset *d, Path path, int threads
     TU_CHECK(ours == 0, "rank %d: %s: the trainer's code allocated %ld time(s) in %d steps",
           world->rank, PATH_NAMES[path], ours, STEPS);
     if (ours || world->rank == 0) {
-        printf("%-40s ours: %ld, libraries: %ld in %d steps (%.1f per step)%s\n",
-               PATH_NAMES[path], ours, lib_calls, STEPS, (double)lib_calls / STEPS,
+        printf("%-40s%s ours: %ld, libraries: %ld in %d steps (%.1f per step)%s\n",
+               PATH_NAMES[path], cnn ? " (CNN)" : "", ours, lib_calls, STEPS, (double)lib_calls / STEPS,
                lib_calls ? ":" : "");
         count_ours(&lib_calls, 1, PATH_NAMES[path], world->rank);
     }
@@ -280,7 +285,12 @@ int main(int argc, char **argv)
     Dataset d = {0};
     tu_synthetic(&d, ROWS, 17);
     for (Path p = PATH_DEFAULT; p <= PATH_DET; p++)
-        run_path(&world, &d, p, threads);
+        run_path(&world, &d, p, threads, NULL);
+    /* a CNN: convolutions (im2col workspace), pooling, dropout after it */
+    for (Path p = PATH_DEFAULT; p <= PATH_DET; p++)
+        run_path(&world, &d, p, threads,
+                 "conv:4x3x3/p1,relu,conv:8x3x3/s2,relu,maxpool:2,dropout:0.25,flatten,"
+                 "dense:16,relu,dropout:0.2");
     dataset_free(&d);
     int64_t f = tu_failures;
     comm_allreduce_sum_i64(&world, &f, 1);

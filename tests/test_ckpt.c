@@ -152,6 +152,63 @@ static void test_shapes_and_classes_roundtrip(void)
     tu_rmrf(dir);
 }
 
+/* A CNN (conv with stride and padding, maxpool, flatten, dropout) keeps
+ * its layer list, input shape and every tensor (4-D kernels included)
+ * through a checkpoint, and the rebuilt model gives the same logits. */
+static void test_cnn_roundtrip(void)
+{
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/cnn.h5", dir);
+    ModelSpec spec;
+    Model m, r;
+    Error e;
+    CU_ASSERT_FATAL(model_spec_model(&spec, "conv:4x3x3/p1,relu,conv:6x3x3/s2,relu,maxpool:2,"
+                                            "dropout:0.25,flatten,dense:16,relu,dropout:0.5", 10,
+                                     &e) == 0);
+    CU_ASSERT_FATAL(model_create(&m, &spec, (Shape){12, 12, 1}, 10, 4, &e) == 0);
+    model_init_params(&m, 4);
+    History h = {0};
+    CkptMeta meta = {.seed = 6};
+    CU_ASSERT_FATAL(ckpt_write(path, &m, NULL, &meta, &h, "{}", &e) == 0);
+    CkptModel desc;
+    CU_ASSERT_FATAL(ckpt_read_model(path, &desc, &e) == 0);
+    CU_ASSERT_EQUAL(desc.format_version, 2);
+    CU_ASSERT(memcmp(&desc.spec, &m.spec, sizeof m.spec) == 0);
+    CU_ASSERT(desc.input.h == 12 && desc.input.w == 12 && desc.input.c == 1);
+    CU_ASSERT_FATAL(model_create(&r, &desc.spec, desc.input, desc.classes, 4, &e) == 0);
+    CU_ASSERT_EQUAL(r.num_params, m.num_params);
+    const Tensor *k = model_tensor(&r, "conv0/W");
+    CU_ASSERT_FATAL(k != NULL);
+    CU_ASSERT(k->ndim == 4 && k->dims[0] == 3 && k->dims[1] == 3 && k->dims[2] == 1 &&
+              k->dims[3] == 4);
+    Optimizer o;
+    blank_optimizer(&o, &r);
+    CU_ASSERT_FATAL(ckpt_read(path, &r, &o, &meta, &h, &e) == 0);
+    CU_ASSERT_EQUAL(meta.seed, 6);
+    CU_ASSERT(same_tensors(&m, m.params, &r, r.params));
+    float x[4 * 144];
+    for (int i = 0; i < 4 * 144; i++)
+        x[i] = (float)(i % 13) / 13.0f;
+    const float *a = model_forward(&m, x, 4, 0, 0, NULL);
+    const float *b = model_forward(&r, x, 4, 0, 0, NULL);
+    CU_ASSERT(memcmp(a, b, sizeof(float) * 40) == 0);
+    /* a file whose kernel has another shape is refused before loading */
+    ModelSpec other;
+    Model w;
+    CU_ASSERT_FATAL(model_spec_model(&other, "conv:4x5x5/p1,relu,conv:6x3x3/s2,relu,maxpool:2,"
+                                             "dropout:0.25,flatten,dense:16,relu,dropout:0.5",
+                                     10, &e) == 0);
+    CU_ASSERT_FATAL(model_create(&w, &other, (Shape){12, 12, 1}, 10, 4, &e) == 0);
+    CU_ASSERT_EQUAL(ckpt_read(path, &w, NULL, &meta, &h, &e), -1);
+    model_free(&w);
+    optim_free(&o);
+    model_free(&r);
+    model_free(&m);
+    history_free(&h);
+    tu_rmrf(dir);
+}
+
 /* A checkpoint of the first release (format 1: layer_sizes, dropout) still
  * loads as the MLP it describes on 28 x 28 images and 10 classes. */
 static void test_format_1_loads(void)
@@ -315,7 +372,8 @@ int test_ckpt_register(void)
     if (!s)
         return -1;
     h5_quiet();
-    return (CU_add_test(s, "save -> load is bit-exact", test_roundtrip_bit_exact) &&
+    return (CU_add_test(s, "CNN round trip: layer list, 4-D kernels, logits", test_cnn_roundtrip) &&
+            CU_add_test(s, "save -> load is bit-exact", test_roundtrip_bit_exact) &&
             CU_add_test(s, "image shape and class count kept", test_shapes_and_classes_roundtrip) &&
             CU_add_test(s, "format-1 checkpoints still load", test_format_1_loads) &&
             CU_add_test(s, "bad checkpoints are refused", test_bad_checkpoints) &&

@@ -100,6 +100,13 @@ static void test_report_files(void)
                    .train_s = 4.0, .samples_per_s = 1050,
                    .config_json = "{\"lr\":0.001,\"layers\":\"512,512\"}", .mistakes = mk,
                    .n_mistakes = 2};
+    /* the layer table: a small CNN (its layout only: the report reads no weights) */
+    static Model net;
+    ModelSpec spec;
+    CU_ASSERT_FATAL(model_spec_model(&spec, "conv:4x3x3/p1,relu,maxpool:2,flatten,dense:6,relu", 10,
+                                     &e) == 0);
+    CU_ASSERT_FATAL(model_layout(&net, &spec, (Shape){8, 8, 1}, 10, &e) == 0);
+    run.model = &net;
     CU_ASSERT_FATAL(report_write(rdir, &m, &h, &run, &e) == 0);
     /* metrics.json, report.md, report.html and four charts; no temp files */
     CU_ASSERT_EQUAL(tu_count_entries(rdir), 7);
@@ -134,6 +141,13 @@ static void test_report_files(void)
     cJSON *r = cJSON_GetObjectItem(root, "run");
     CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "ranks")->valueint, 2);
     CU_ASSERT_EQUAL(cJSON_GetObjectItem(r, "threads_per_rank")->valueint, 3);
+    cJSON *lt = cJSON_GetObjectItem(r, "layer_table");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(lt), 7);
+    cJSON *l0 = cJSON_GetArrayItem(lt, 0), *l2 = cJSON_GetArrayItem(lt, 2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(l0, "layer")->valuestring, "conv:4x3x3/s1/p1");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(l0, "parameters")->valueint, 40);
+    CU_ASSERT_EQUAL(cJSON_GetArrayItem(cJSON_GetObjectItem(l2, "output_shape"), 0)->valueint, 4);
+    CU_ASSERT_EQUAL(cJSON_GetArrayItem(cJSON_GetObjectItem(l2, "output_shape"), 2)->valueint, 4);
     cJSON *cfg = cJSON_GetObjectItem(root, "config");
     CU_ASSERT_DOUBLE_EQUAL(cJSON_GetObjectItem(cfg, "lr")->valuedouble, 0.001, 1e-15);
     cJSON_Delete(root);
@@ -145,6 +159,12 @@ static void test_report_files(void)
     CU_ASSERT(strstr(text, "| **0** | 0.8889 | 0.8000 |") != NULL);
     CU_ASSERT(strstr(text, "| **0** | **8** | 2 |") != NULL);
     CU_ASSERT(strstr(text, "![confusion matrix") != NULL);
+    CU_ASSERT(strstr(text, "## Layers") != NULL);
+    CU_ASSERT(strstr(text, "| 1 | conv:4x3x3/s1/p1 | 8 x 8 x 4 | 40 |") != NULL);
+    CU_ASSERT(strstr(text, "| 2 | relu (fused into the layer before) | 8 x 8 x 4 | 0 |") != NULL);
+    CU_ASSERT(strstr(text, "| 4 | flatten | 1 x 1 x 64 | 0 |") != NULL);
+    CU_ASSERT(strstr(text, "| 7 | dense:10 | 1 x 1 x 10 | 70 |") != NULL);
+    CU_ASSERT(strstr(text, "|  | total |  | 500 |") != NULL);
     free(text);
     snprintf(path, sizeof path, "%s/report.html", rdir);
     text = slurp(path);

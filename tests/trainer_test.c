@@ -1,6 +1,6 @@
 /* The trainer in-process, under mpiexec with 1, 2 and 3 ranks (no shelling
  * out): on synthetic data, for the default and the exact exchange,
- *  - a run stopped in mid-epoch (the stop@S hook, as a signal would) exits
+ *  - (MLPs and a small CNN) a run stopped in mid-epoch (the stop@S hook, as a signal would) exits
  *    with EXIT_STOPPED and a checkpoint, and resuming it ends with the same
  *    bits (parameters and Adam moments) as the run that never stopped;
  *  - the trained model beats chance by far on the test set;
@@ -105,16 +105,18 @@ static double accuracy_of(const char *run)
     return p ? atof(p + 11) : -1;
 }
 
+#define CNN "conv:4x3x3/s2/p1,relu,conv:6x3x3,relu,maxpool:2,dropout:0.2,flatten,dense:16,relu"
+
 static const char *ARGS = "--train %s/train.h5 --test %s/test.h5 --out %s --val-split 100 "
                           "--layers 32 --batch-size 24 --epochs 2 --checkpoint-every 0 --quiet "
                           "--seed 3 %s";
 
 /* Straight through vs stopped at global step 40 (epoch 2 of 2) and resumed. */
-static void test_stop_and_resume(const Comm *world, const char *mode)
+static void test_stop_and_resume(const Comm *world, const char *name, const char *mode)
 {
     char straight[400], stopped[400];
-    snprintf(straight, sizeof straight, "%s/straight%s", g_dir, mode[0] ? "-exact" : "");
-    snprintf(stopped, sizeof stopped, "%s/stopped%s", g_dir, mode[0] ? "-exact" : "");
+    snprintf(straight, sizeof straight, "%s/straight%s", g_dir, name);
+    snprintf(stopped, sizeof stopped, "%s/stopped%s", g_dir, name);
     int rc = train(world, NULL, ARGS, straight, mode);
     TU_CHECK(rc == 0, "%s: straight run exited %d", mode, rc);
     rc = train(world, "stop@40", ARGS, stopped, mode);
@@ -139,7 +141,9 @@ static void test_stop_and_resume(const Comm *world, const char *mode)
                  "%s: the mid-epoch checkpoint outlived the epoch-2 checkpoint", mode);
         TU_CHECK(same_checkpoints(a, b), "%s: stopped and resumed differs from straight through",
                  mode);
-        const double acc = accuracy_of(mode[0] ? "straight-exact" : "straight");
+        char run[64];
+        snprintf(run, sizeof run, "straight%s", name);
+        const double acc = accuracy_of(run);
         TU_CHECK(acc > 0.6, "%s: test accuracy %g, not above 0.6 (chance is 0.1)", mode, acc);
     }
 }
@@ -203,8 +207,11 @@ int main(int argc, char **argv)
         tu_tmpdir(g_dir, sizeof g_dir);
     comm_bcast(&world, g_dir, sizeof g_dir, 0);
     write_data(&world);
-    test_stop_and_resume(&world, "");
-    test_stop_and_resume(&world, "--deterministic --logical-shards 6");
+    test_stop_and_resume(&world, "", "");
+    test_stop_and_resume(&world, "-exact", "--deterministic --logical-shards 6");
+    /* a CNN (stride, padding, pooling, dropout after pooling) both ways */
+    test_stop_and_resume(&world, "-cnn", "--model " CNN);
+    test_stop_and_resume(&world, "-cnn-exact", "--model " CNN " --deterministic --logical-shards 6");
     test_more_classes(&world);
     comm_barrier(&world);
     if (world.rank == 0)

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench_torch: the reference workload (ref-mlp) in PyTorch, for tools/bench.
+"""bench_torch: the reference workloads (ref-mlp, ref-cnn) in PyTorch, for tools/bench.
 
 784-512-512-10 (or --layers), ReLU, dropout 0.2, softmax cross-entropy, Adam
 lr 1e-3, batch 128, float32, on the first --rows rows of the real MNIST
@@ -9,6 +9,9 @@ usual few lines of PyTorch; the fastest layout for it). Each thread setting
 runs in its own process with torch.set_num_threads(T); samples/s is the median
 of epochs 2..E. With --ddp, also DistributedDataParallel over gloo, 2
 processes x 1 thread, each pinned to its own core, global batch split in two.
+With --model ref-cnn, the Keras mnist_cnn example instead (conv 3x3x32,
+ReLU, conv 3x3x64, ReLU, max-pool 2, dropout 0.25, dense 128, ReLU, dropout
+0.5, dense 10; images as N x 1 x 28 x 28), as mnist-dist's --model ref-cnn.
 Prints one JSON object (last line of stdout). Needs /usr/bin/python3 with
 python3-torch and numpy; uses no network.
 """
@@ -39,8 +42,14 @@ def read_idx(raw_dir, rows, test=False):
     return images[:rows], labels[:rows]
 
 
-def build_model(torch, layers, dropout):
+def build_model(torch, layers, dropout, model="ref-mlp"):
     nn = torch.nn
+    if model == "ref-cnn":
+        return nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)),
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+            nn.Linear(128, 10))
     mods, prev = [], 784
     for w in layers:
         mods += [nn.Linear(prev, w), nn.ReLU(), nn.Dropout(dropout)]
@@ -67,7 +76,7 @@ def worker(args):
     first, count = rank * n_all // world, (rank + 1) * n_all // world - rank * n_all // world
     x, y = x[first:first + count], y[first:first + count]
     b_local = args.batch_size // world + (1 if rank < args.batch_size % world else 0)
-    model = build_model(torch, args.layers, args.dropout)
+    model = build_model(torch, args.layers, args.dropout, args.model)
     if world > 1:
         import torch.distributed as dist
         dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -124,7 +133,7 @@ def run_worker(args, threads, world, timeout):
     base = [sys.executable, os.path.abspath(__file__), "--worker-threads", str(threads),
             "--raw-dir", args.raw_dir, "--rows", str(args.rows), "--epochs", str(args.epochs),
             "--batch-size", str(args.batch_size), "--layers", ",".join(map(str, args.layers)),
-            "--dropout", str(args.dropout), "--lr", str(args.lr)]
+            "--dropout", str(args.dropout), "--lr", str(args.lr), "--model", args.model]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     procs = []
     if world > 1:
@@ -163,6 +172,8 @@ def main():
     ap.add_argument("--ddp", action="store_true", help="also DDP gloo, 2 processes x 1 thread")
     ap.add_argument("--batch-size", type=int, default=128, help="global batch [128]")
     ap.add_argument("--layers", default="512,512", help="hidden widths [512,512]")
+    ap.add_argument("--model", default="ref-mlp", choices=["ref-mlp", "ref-cnn"],
+                    help="the network [ref-mlp: --layers, --dropout]")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per setting [900]")
@@ -203,7 +214,7 @@ def main():
     print(json.dumps({"available": True, "torch_version": version,
                       "default_threads": torch_threads, "rows": args.rows,
                       "epochs": args.epochs, "batch_size": args.batch_size,
-                      "layers": args.layers, "settings": settings, "ddp": ddp,
+                      "layers": args.layers, "model": args.model, "settings": settings, "ddp": ddp,
                       "best": best}))
     return 0
 

@@ -40,6 +40,10 @@ static const Option TRAIN_OPTIONS[] = {
      "test images for the final evaluation"},
     {"out", OPT_STR, F(out_dir), "", 0, 0, "DIR",
      "run directory (default: runs/<date>-<time>)"},
+    {"model", OPT_STR, F(model_spec), "", 0, 0, "SPEC",
+     "the network: ref-cnn, ref-mlp or a layer list such as "
+     "conv:32x3x3,relu,maxpool:2,flatten,dense:128,relu,dropout:0.5 (see README; "
+     "dense:CLASSES is added unless it ends with a dense layer; overrides --layers, --dropout)"},
     {"layers", OPT_STR, F(layers), "512,512", 0, 0, "W1,W2,...", "hidden layer widths"},
     {"dropout", OPT_FLOAT, F(dropout), "0.2", 0, 0.95, "P", "drop probability of hidden units"},
     {"batch-size", OPT_INT, F(batch_size), "128", 1, 1 << 20, "N",
@@ -312,7 +316,8 @@ int config_parse(Config *c, int argc, char **argv, Error *e)
     if (strcmp(c->command, "train") == 0) {
         ModelSpec spec;
         AugmentParams aug;
-        if (model_spec_from_widths(&spec, c->layers, c->dropout, e))
+        if (c->model_spec[0] ? model_spec_model(&spec, c->model_spec, 10, e)
+                             : model_spec_from_widths(&spec, c->layers, c->dropout, e))
             return -1;
         if (augment_parse(&aug, c->augment, e))
             return err_prefix(e, "--augment");

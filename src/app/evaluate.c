@@ -54,7 +54,7 @@ int evaluate_run(const Config *cfg_in, const Comm *comm)
         rt_versions(versions, sizeof versions);
         const RunInfo run = {
             .command = "evaluate", .train_path = "", .test_path = cfg.test_path,
-            .checkpoint = cfg.model_path, .layers = layers, .optimizer = "",
+            .checkpoint = cfg.model_path, .layers = layers, .model = &m, .optimizer = "",
             .versions = versions, .ranks = comm->size, .threads = threads,
             .epochs_run = meta.epoch, .test_rows = (int64_t)rows,
             .num_params = (int64_t)m.num_params, .wall_s = time_now_s() - t_start,

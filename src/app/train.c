@@ -208,8 +208,10 @@ static int build(Trainer *t)
     const Config *c = &t->cfg;
     ModelSpec spec;
     Error *e = &t->e;
-    if (model_spec_from_widths(&spec, c->layers, c->dropout, e) ||
-        model_spec_append(&spec, (LayerSpec){.kind = LAYER_DENSE, .units = t->classes}, e))
+    if (c->model_spec[0] ? model_spec_model(&spec, c->model_spec, t->classes, e)
+                         : model_spec_from_widths(&spec, c->layers, c->dropout, e) ||
+                               model_spec_append(&spec, (LayerSpec){.kind = LAYER_DENSE,
+                                                                    .units = t->classes}, e))
         return -1;
     const int b_local = t->plan.local_batch;
     if (model_create(&t->model, &spec, t->shape, t->classes,
@@ -359,7 +361,9 @@ static int trainer_init(Trainer *t, const Config *cfg, const Comm *comm)
     t->fault = fault_from_env();
     t->threads = rt_threads(&t->cfg, comm);
     ModelSpec probe; /* checked by config_parse already: for callers that did not */
-    int status = model_spec_from_widths(&probe, t->cfg.layers, t->cfg.dropout, &t->e);
+    int status = t->cfg.model_spec[0]
+                     ? model_spec_model(&probe, t->cfg.model_spec, 10, &t->e)
+                     : model_spec_from_widths(&probe, t->cfg.layers, t->cfg.dropout, &t->e);
     if (status == 0 && augment_parse(&t->aug, t->cfg.augment, &t->e))
         status = err_prefix(&t->e, "--augment");
     if ((status = rt_agree_code(comm, status, EXIT_USAGE, &t->e)))
@@ -572,8 +576,12 @@ static void print_header(const Trainer *t)
     printf("run directory: %s\n", c->out_dir);
     printf("data: %s (%zu train + %zu validation rows), test %s (%zu rows)\n", c->train_path,
            t->n_train, t->n_val, c->test_path, t->test_rows);
-    printf("batch %d global (%d on rank 0), %zu steps/epoch, Adam lr %g, dropout %g\n",
-           c->batch_size, t->plan.local_batch, t->plan.steps, (double)c->lr, (double)c->dropout);
+    printf("batch %d global (%d on rank 0), %zu steps/epoch, Adam lr %g", c->batch_size,
+           t->plan.local_batch, t->plan.steps, (double)c->lr);
+    if (c->model_spec[0])
+        printf("\n");
+    else
+        printf(", dropout %g\n", (double)c->dropout);
     if (t->plan.dropped > 0)
         printf("%zu training rows an epoch are not reached: the global batch of %d takes %zu steps "
                "of each shard's rows, and the rest waits for the next shuffle\n",
@@ -1074,7 +1082,7 @@ static void settings_text(const Trainer *t, SettingsText *x)
     snprintf(x->optimizer, sizeof x->optimizer,
              "Adam lr %g, beta1 %g, beta2 %g, eps %g; global batch %d; dropout %g; seed %lld",
              (double)c->lr, (double)c->beta1, (double)c->beta2, (double)c->eps, c->batch_size,
-             (double)c->dropout, (long long)c->seed);
+             c->model_spec[0] ? 0.0 : (double)c->dropout, (long long)c->seed);
     const double base = c->lr * (c->lr_scale_with_batch ? c->batch_size / 128.0 : 1.0);
     size_t o = (size_t)snprintf(x->schedule, sizeof x->schedule, "%s from %g", c->lr_schedule,
                                 base);
@@ -1130,7 +1138,7 @@ static int write_report(Trainer *t, const Metrics *tm, const Mistake *mistakes, 
     const double wall = time_now_s() - t->t_start;
     const RunInfo run = {
         .command = "train", .train_path = c->train_path, .test_path = c->test_path,
-        .checkpoint = tested, .checkpoint_last = last, .layers = t->layers,
+        .checkpoint = tested, .checkpoint_last = last, .layers = t->layers, .model = &t->model,
         .optimizer = st.optimizer, .schedule = st.schedule, .regularization = st.regularization,
         .standardization = st.standardization, .segments_json = segments, .versions = versions,
         .ranks = t->P, .threads = t->threads, .epochs_run = t->hist.count,

@@ -1,5 +1,5 @@
-/* layer: the kinds a model's stack is built from (dense, ReLU, dropout),
- * one table entry each: setup (output shape, tensors), init, forward,
+/* layer: the kinds a model's stack is built from (dense, ReLU, dropout,
+ * conv, maxpool, flatten), one table entry each: setup (output shape, tensors), init, forward,
  * backward. Kernels come from ops; no allocation, no printing. */
 #include "mnist/layer.h"
 
@@ -7,6 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "mnist/conv.h"
 #include "mnist/ops.h"
 #include "mnist/rng.h"
 
@@ -123,6 +128,136 @@ static void dropout_backward_layer(const Layer *l, const LayerCtx *c, const floa
                          mask_key(c->dropout_key, l->ordinal), c->sample_ids);
 }
 
+/* ---- conv: y[B,oh,ow,f] = im2col(x) W[kh,kw,c,f] + b (NHWC) --------------- */
+
+static ConvGeom conv_geom(const Layer *l)
+{
+    return (ConvGeom){.h = l->in.h, .w = l->in.w, .c = l->in.c, .f = l->spec.units,
+                      .kh = l->spec.kh, .kw = l->spec.kw, .stride = l->spec.stride,
+                      .pad = l->spec.pad, .oh = l->out.h, .ow = l->out.w};
+}
+
+static int conv_setup(Layer *l, Error *e)
+{
+    const LayerSpec *s = &l->spec;
+    if (s->units < 1 || s->units > 65536 || s->kh < 1 || s->kw < 1 || s->kh > 64 || s->kw > 64 ||
+        s->stride < 1 || s->stride > 64 || s->pad < 0 || s->pad >= s->kh || s->pad >= s->kw)
+        return err_set(e, "conv %dx%dx%d/s%d/p%d: filters 1..65536, kernel 1..64, stride 1..64 "
+                          "and padding below the kernel", s->units, s->kh, s->kw, s->stride,
+                       s->pad);
+    const int oh = (l->in.h + 2 * s->pad - s->kh) / s->stride + 1;
+    const int ow = (l->in.w + 2 * s->pad - s->kw) / s->stride + 1;
+    if (l->in.h + 2 * s->pad < s->kh || l->in.w + 2 * s->pad < s->kw)
+        return err_set(e, "a %dx%d kernel does not fit the %dx%dx%d input (padding %d)", s->kh,
+                       s->kw, l->in.h, l->in.w, l->in.c, s->pad);
+    if ((size_t)oh * (size_t)ow * (size_t)s->units > (size_t)1 << 24 ||
+        (size_t)s->kh * s->kw * (size_t)l->in.c * (size_t)s->units > (size_t)1 << 26)
+        return err_set(e, "conv output %dx%dx%d is too large", oh, ow, s->units);
+    l->out = (Shape){oh, ow, s->units};
+    /* max-norm is defined on [in, out] columns: not used for kernels */
+    declare(l, "W", 4, (const int[]){s->kh, s->kw, l->in.c, s->units}, 1, 0);
+    declare(l, "b", 1, (const int[]){s->units}, 0, 0);
+#ifdef _OPENMP
+    l->slots = omp_get_max_threads();
+#else
+    l->slots = 1;
+#endif
+    return 0;
+}
+
+static size_t conv_scratch(const Layer *l, int max_batch)
+{
+    const ConvGeom g = conv_geom(l);
+    return conv_work_floats(&g, max_batch, l->slots);
+}
+
+static void conv_init(const Layer *l, float *params, uint64_t seed)
+{
+    const int *d = l->tensors[0].dims;
+    const double std = sqrt(2.0 / ((double)d[0] * d[1] * d[2])); /* He normal: fan-in */
+    const uint64_t key = rng_key(seed, RNG_INIT, (uint64_t)l->ordinal, 0);
+    float *W = W_of(l, params);
+    const size_t n = (size_t)d[0] * d[1] * d[2] * d[3];
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < n; k++)
+        W[k] = (float)(std * rng_normal(key, k));
+    memset(b_of(l, params), 0, sizeof(float) * (size_t)l->spec.units);
+}
+
+static void conv_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y, int B)
+{
+    const ConvGeom g = conv_geom(l);
+    conv_forward(y, x, W_of(l, c->params), b_of(l, c->params), B, &g, l->relu, l->scratch,
+                 l->slots);
+}
+
+static void conv_backward_layer(const Layer *l, const LayerCtx *c, const float *x, const float *y,
+                                float *dy, float *dx, int B)
+{
+    const ConvGeom g = conv_geom(l);
+    conv_backward(dx, W_of(l, c->grads), b_of(l, c->grads), dy, x, l->relu ? y : NULL,
+                  W_of(l, c->params), B, &g, l->scratch, l->slots);
+}
+
+/* ---- maxpool: y = max over each window (first max wins in backward) ---------- */
+
+static PoolGeom pool_geom(const Layer *l)
+{
+    return (PoolGeom){.h = l->in.h, .w = l->in.w, .c = l->in.c, .size = l->spec.kh,
+                      .stride = l->spec.stride, .oh = l->out.h, .ow = l->out.w};
+}
+
+static int maxpool_setup(Layer *l, Error *e)
+{
+    const int k = l->spec.kh, s = l->spec.stride;
+    if (k < 1 || k > 64 || s < 1 || s > 64)
+        return err_set(e, "maxpool %d/s%d: size and stride 1..64", k, s);
+    if (l->in.h < k || l->in.w < k)
+        return err_set(e, "a %dx%d window does not fit the %dx%dx%d input", k, k, l->in.h,
+                       l->in.w, l->in.c);
+    l->out = (Shape){(l->in.h - k) / s + 1, (l->in.w - k) / s + 1, l->in.c};
+    return 0;
+}
+
+static void maxpool_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y,
+                                  int B)
+{
+    (void)c;
+    const PoolGeom g = pool_geom(l);
+    maxpool_forward(y, x, B, &g);
+}
+
+static void maxpool_backward_layer(const Layer *l, const LayerCtx *c, const float *x,
+                                   const float *y, float *dy, float *dx, int B)
+{
+    (void)c, (void)y;
+    const PoolGeom g = pool_geom(l);
+    if (dx)
+        maxpool_backward(dx, dy, x, B, &g);
+}
+
+/* ---- flatten: the same floats seen as 1 x 1 x hwc ----------------------------- */
+
+static int flatten_setup(Layer *l, Error *e)
+{
+    (void)e;
+    l->out = (Shape){1, 1, (int)shape_size(l->in)};
+    l->in_place = 1;
+    return 0;
+}
+
+static void flatten_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y,
+                                  int B)
+{
+    (void)l, (void)c, (void)x, (void)y, (void)B;
+}
+
+static void flatten_backward_layer(const Layer *l, const LayerCtx *c, const float *x,
+                                   const float *y, float *dy, float *dx, int B)
+{
+    (void)l, (void)c, (void)x, (void)y, (void)dy, (void)dx, (void)B;
+}
+
 static const LayerOps OPS[LAYER_KINDS] = {
     [LAYER_DENSE] = {.name = "dense", .has_params = 1, .setup = dense_setup, .init = dense_init,
                      .forward = dense_forward_layer, .backward = dense_backward_layer},
@@ -130,6 +265,13 @@ static const LayerOps OPS[LAYER_KINDS] = {
                     .backward = relu_backward_layer},
     [LAYER_DROPOUT] = {.name = "dropout", .setup = dropout_setup,
                        .forward = dropout_forward_layer, .backward = dropout_backward_layer},
+    [LAYER_CONV] = {.name = "conv", .has_params = 1, .setup = conv_setup, .scratch = conv_scratch,
+                    .init = conv_init, .forward = conv_forward_layer,
+                    .backward = conv_backward_layer},
+    [LAYER_MAXPOOL] = {.name = "maxpool", .setup = maxpool_setup,
+                       .forward = maxpool_forward_layer, .backward = maxpool_backward_layer},
+    [LAYER_FLATTEN] = {.name = "flatten", .setup = flatten_setup,
+                       .forward = flatten_forward_layer, .backward = flatten_backward_layer},
 };
 
 const LayerOps *layer_ops(LayerKind k) { return &OPS[k]; }

@@ -26,6 +26,55 @@ int model_spec_append(ModelSpec *s, LayerSpec l, Error *e)
     return 0;
 }
 
+/* A whole number 1..max (0..max with zero_ok) at *p, which moves past it. */
+static int whole(const char **p, int zero_ok, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    if (**p < '0' || **p > '9')
+        return -1;
+    long v = strtol(*p, &end, 10);
+    if (errno || v < (zero_ok ? 0 : 1) || v > max)
+        return -1;
+    *out = (int)v;
+    *p = end;
+    return 0;
+}
+
+/* "/sN" and "/pN" options after a conv or maxpool's sizes (pad only when pad). */
+static int geom_options(LayerSpec *l, const char *p, int *pad)
+{
+    while (*p) {
+        if (p[0] != '/' || (p[1] != 's' && !(pad && p[1] == 'p')))
+            return -1;
+        const char opt = p[1];
+        p += 2;
+        if (whole(&p, opt == 'p', 64, opt == 's' ? &l->stride : pad))
+            return -1;
+    }
+    return 0;
+}
+
+/* conv:FxKHxKW[/sS][/pP] (stride 1, padding 0 unless given). */
+static int conv_args(LayerSpec *l, const char *p)
+{
+    l->stride = 1;
+    l->pad = 0;
+    if (whole(&p, 0, 65536, &l->units) || *p++ != 'x' || whole(&p, 0, 64, &l->kh) ||
+        *p++ != 'x' || whole(&p, 0, 64, &l->kw))
+        return -1;
+    return geom_options(l, p, &l->pad);
+}
+
+/* maxpool:K[/sS] (stride K unless given). */
+static int pool_args(LayerSpec *l, const char *p)
+{
+    if (whole(&p, 0, 64, &l->kh))
+        return -1;
+    l->kw = l->stride = l->kh;
+    return geom_options(l, p, NULL);
+}
+
 /* Parses the arguments of one token (after "kind:"): the fields its kind takes. */
 static int token_args(LayerSpec *l, const char *args, const char *token, int pos, Error *e)
 {
@@ -48,6 +97,16 @@ static int token_args(LayerSpec *l, const char *args, const char *token, int pos
         l->rate = (float)v;
         return 0;
     }
+    case LAYER_CONV:
+        if (!args || conv_args(l, args))
+            return err_set(e, "token %d '%s': conv takes FILTERSxKHxKW[/sSTRIDE][/pPAD], e.g. "
+                              "conv:32x3x3 or conv:64x3x3/s2/p1", pos, token);
+        return 0;
+    case LAYER_MAXPOOL:
+        if (!args || pool_args(l, args))
+            return err_set(e, "token %d '%s': maxpool takes SIZE[/sSTRIDE], e.g. maxpool:2 or "
+                              "maxpool:3/s2", pos, token);
+        return 0;
     default:
         if (args)
             return err_set(e, "token %d '%s': %s takes no arguments", pos, token,
@@ -92,6 +151,38 @@ int model_spec_parse(ModelSpec *s, const char *text, Error *e)
     return 0;
 }
 
+/* --model presets: the layers before the output (dense:CLASSES is added). */
+static const struct {
+    const char *name, *spec;
+} PRESETS[] = {
+    /* the Keras mnist_cnn example */
+    {"ref-cnn", "conv:32x3x3,relu,conv:64x3x3,relu,maxpool:2,dropout:0.25,flatten,dense:128,relu,"
+                "dropout:0.5"},
+    /* the default MLP (--layers 512,512 --dropout 0.2) */
+    {"ref-mlp", "dense:512,relu,dropout:0.2,dense:512,relu,dropout:0.2"},
+};
+
+const char *model_preset(const char *name)
+{
+    for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
+        if (strcmp(PRESETS[i].name, name) == 0)
+            return PRESETS[i].spec;
+    return NULL;
+}
+
+int model_spec_model(ModelSpec *s, const char *text, int classes, Error *e)
+{
+    const char *preset = model_preset(text);
+    if (model_spec_parse(s, preset ? preset : text, e))
+        return err_prefix(e, "--model");
+    if (s->count == 0)
+        return err_set(e, "--model: no layers (give a layer list or ref-cnn, ref-mlp)");
+    if (s->layers[s->count - 1].kind != LAYER_DENSE &&
+        model_spec_append(s, (LayerSpec){.kind = LAYER_DENSE, .units = classes}, e))
+        return err_prefix(e, "--model");
+    return 0;
+}
+
 int model_spec_from_widths(ModelSpec *s, const char *widths, float dropout, Error *e)
 {
     memset(s, 0, sizeof *s);
@@ -130,6 +221,11 @@ int model_spec_format(char *buf, size_t size, const ModelSpec *s)
             n = snprintf(buf + o, size - o, "%s%s:%d", sep, name, l->units);
         else if (l->kind == LAYER_DROPOUT)
             n = snprintf(buf + o, size - o, "%s%s:%g", sep, name, (double)l->rate);
+        else if (l->kind == LAYER_CONV)
+            n = snprintf(buf + o, size - o, "%s%s:%dx%dx%d/s%d/p%d", sep, name, l->units, l->kh,
+                         l->kw, l->stride, l->pad);
+        else if (l->kind == LAYER_MAXPOOL)
+            n = snprintf(buf + o, size - o, "%s%s:%d/s%d", sep, name, l->kh, l->stride);
         else
             n = snprintf(buf + o, size - o, "%s%s", sep, name);
         if (n < 0 || (size_t)n >= size - o)
@@ -170,16 +266,20 @@ float *model_layer_tensor(const Model *m, const Layer *l, int k, float *base)
     return base + l->tensors[k].offset;
 }
 
-/* Folds a ReLU (and a dropout right after it) into the dense layer before
- * them: the same arithmetic in one sweep over the activations. */
+/* Folds a ReLU (and, after a dense layer, a dropout right after it) into the
+ * dense or conv layer before them: the same arithmetic in one sweep over the
+ * activations (for conv, per sample while it is in cache). */
 static void fuse_epilogues(Model *m)
 {
     for (int i = 0; i + 1 < m->num_layers; i++) {
         Layer *d = &m->layers[i];
-        if (d->spec.kind != LAYER_DENSE || m->layers[i + 1].spec.kind != LAYER_RELU)
+        const int conv = d->spec.kind == LAYER_CONV;
+        if ((d->spec.kind != LAYER_DENSE && !conv) || m->layers[i + 1].spec.kind != LAYER_RELU)
             continue;
         d->relu = 1;
         m->layers[i + 1].fused = 1;
+        if (conv)
+            continue;
         if (i + 2 < m->num_layers && m->layers[i + 2].spec.kind == LAYER_DROPOUT) {
             d->drop = m->layers[i + 2].spec.rate;
             d->drop_ordinal = m->layers[i + 2].ordinal;
@@ -227,8 +327,10 @@ static size_t place_buffers(Model *m, float *base)
             l->act = base ? base + used : NULL;
             used += pad((size_t)m->max_batch * n);
         }
-        l->scratch = base && l->scratch_floats ? base + used : NULL;
-        used += pad(l->scratch_floats);
+        const LayerOps *ops = layer_ops(l->spec.kind);
+        const size_t scratch = ops->scratch ? ops->scratch(l, m->max_batch) : l->scratch_floats;
+        l->scratch = base && scratch ? base + used : NULL;
+        used += pad(scratch);
         if (base && !l->act)
             l->act = m->layers[i - 1].act;
     }

@@ -86,11 +86,18 @@ void relu_backward(float *dy, const float *y, size_t n)
  * v[j] = keep ? v[j] * scale : 0. */
 static void dropout_row(float *v, int n, uint64_t threshold, float scale, uint64_t sk)
 {
-    for (int j = 0; j < n; j += 2) {
-        uint64_t r = rng_u64(sk, (uint64_t)j >> 1);
-        v[j] = (r & 0xffffffffu) >= threshold ? v[j] * scale : 0.0f;
-        if (j + 1 < n)
-            v[j + 1] = (r >> 32) >= threshold ? v[j + 1] * scale : 0.0f;
+    /* branch-free over pairs so the draws vectorise (64-bit lanes) */
+    const int pairs = n / 2;
+#pragma omp simd
+    for (int h = 0; h < pairs; h++) {
+        const uint64_t r = rng_u64(sk, (uint64_t)h);
+        const float a = v[2 * h], b = v[2 * h + 1];
+        v[2 * h] = (r & 0xffffffffu) >= threshold ? a * scale : 0.0f;
+        v[2 * h + 1] = (r >> 32) >= threshold ? b * scale : 0.0f;
+    }
+    if (n & 1) {
+        const uint64_t r = rng_u64(sk, (uint64_t)pairs);
+        v[n - 1] = (r & 0xffffffffu) >= threshold ? v[n - 1] * scale : 0.0f;
     }
 }
 

@@ -24,6 +24,44 @@ static void add_num(cJSON *o, const char *name, double v)
         cJSON_AddNullToObject(o, name);
 }
 
+/* One layer's description as written in a layer list ("conv:32x3x3/s1/p0"). */
+static void layer_text(char *buf, size_t size, const Layer *l)
+{
+    ModelSpec one = {.count = 1};
+    one.layers[0] = l->spec;
+    if (model_spec_format(buf, size, &one))
+        snprintf(buf, size, "%s", layer_ops(l->spec.kind)->name);
+}
+
+/* A layer's parameter count (its tensors' sizes, without the padding). */
+static size_t layer_params(const Layer *l)
+{
+    size_t params = 0;
+    for (int k = 0; k < l->num_tensors; k++) {
+        size_t n = 1;
+        for (int d = 0; d < l->tensors[k].ndim; d++)
+            n *= (size_t)l->tensors[k].dims[d];
+        params += n;
+    }
+    return params;
+}
+
+/* Each layer: its spec, output shape [h, w, c] and parameter count. */
+static void layers_json(cJSON *arr, const Model *m)
+{
+    for (int i = 0; i < m->num_layers; i++) {
+        const Layer *l = &m->layers[i];
+        char text[96];
+        layer_text(text, sizeof text, l);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "layer", text);
+        const int shape[3] = {l->out.h, l->out.w, l->out.c};
+        cJSON_AddItemToObject(o, "output_shape", cJSON_CreateIntArray(shape, 3));
+        cJSON_AddNumberToObject(o, "parameters", (double)layer_params(l));
+        cJSON_AddItemToArray(arr, o);
+    }
+}
+
 static cJSON *metrics_json(const Metrics *test, const Scores *s, const History *h,
                            const RunInfo *run)
 {
@@ -82,6 +120,8 @@ static cJSON *metrics_json(const Metrics *test, const Scores *s, const History *
     cJSON_AddNumberToObject(r, "threads_per_rank", run->threads);
     cJSON_AddStringToObject(r, "layers", run->layers);
     cJSON_AddNumberToObject(r, "num_params", (double)run->num_params);
+    if (run->model)
+        layers_json(cJSON_AddArrayToObject(r, "layer_table"), run->model);
     cJSON_AddStringToObject(r, "train_data", run->train_path);
     cJSON_AddNumberToObject(r, "train_rows", (double)run->train_rows);
     cJSON_AddNumberToObject(r, "val_rows", (double)run->val_rows);
@@ -365,6 +405,36 @@ static int table_history(Table *t, const History *h)
     return 0;
 }
 
+/* The layers with their output shapes and parameter counts; ReLU and
+ * dropout folded into the previous layer's output pass are marked. */
+static int table_layers(Table *t, const Model *m)
+{
+    if (table_init(t, m->num_layers + 3, 4))
+        return -1;
+    int r = 0;
+    cell_set(t, r, 0, "#");
+    cell_set(t, r, 1, "layer");
+    cell_set(t, r, 2, "output (h x w x c)");
+    cell_set(t, r++, 3, "parameters");
+    cell_set(t, r, 0, "0");
+    cell_set(t, r, 1, "input");
+    cell_set(t, r, 2, "%d x %d x %d", m->input.h, m->input.w, m->input.c);
+    cell_set(t, r++, 3, "0");
+    for (int i = 0; i < m->num_layers; i++) {
+        const Layer *l = &m->layers[i];
+        char text[96];
+        layer_text(text, sizeof text, l);
+        cell_set(t, r, 0, "%d", i + 1);
+        cell_set(t, r, 1, "%s%s", text, l->fused ? " (fused into the layer before)" : "");
+        cell_set(t, r, 2, "%d x %d x %d", l->out.h, l->out.w, l->out.c);
+        cell_set(t, r++, 3, "%zu", layer_params(l));
+    }
+    cell_set(t, r, 1, "total");
+    cell_set(t, r++, 3, "%zu", m->num_params);
+    t->rows = r;
+    return 0;
+}
+
 static int table_run(Table *t, const RunInfo *run)
 {
     if (table_init_cells(t, 40, 2, 1024))
@@ -534,6 +604,10 @@ static void write_html(FILE *f, const Metrics *test, const Scores *s, const Hist
     fputs("<h2>Run</h2>\n<div class=\"run\">", f);
     table_out(f, &t, table_run(&t, run), 1);
     fputs("</div>\n", f);
+    if (run->model) {
+        fputs("<h2>Layers</h2>\n", f);
+        table_out(f, &t, table_layers(&t, run->model), 1);
+    }
     cJSON *segs = run->segments_json ? cJSON_Parse(run->segments_json) : NULL;
     if (cJSON_GetArraySize(segs) > 0) {
         fputs("<h2>Settings history</h2>\n<div class=\"run\">", f);
@@ -561,6 +635,10 @@ static void write_markdown(FILE *f, const Metrics *test, const Scores *s, const 
             fprintf(f, "![%s](%s)\n\n", charts[i].alt, charts[i].file);
     fprintf(f, "## Run\n\n");
     table_out(f, &t, table_run(&t, run), 0);
+    if (run->model) {
+        fprintf(f, "## Layers\n\n");
+        table_out(f, &t, table_layers(&t, run->model), 0);
+    }
     cJSON *segs = run->segments_json ? cJSON_Parse(run->segments_json) : NULL;
     if (cJSON_GetArraySize(segs) > 0) {
         fprintf(f, "## Settings history\n\n");

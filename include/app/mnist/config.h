@@ -17,6 +17,7 @@ typedef struct Config {
     char command[16]; /* "train", "evaluate", "predict" or "convert" */
     char train_path[CONFIG_PATH_MAX], test_path[CONFIG_PATH_MAX], out_dir[CONFIG_PATH_MAX];
     char layers[256];
+    char model_spec[1024]; /* train: --model, a preset or a layer list ("": --layers) */
     char resume[CONFIG_PATH_MAX]; /* "" = fresh, "auto" = latest in out_dir, or a file */
     char model_path[CONFIG_PATH_MAX];  /* evaluate, predict: the checkpoint */
     char input_path[CONFIG_PATH_MAX];  /* predict: images to label */

@@ -2,7 +2,9 @@
  * does. A kind declares its output shape, its tensors (spans of the model's
  * flat parameter vector) and its scratch, initialises its parameters, and
  * runs forward and backward on flat row-major arrays [B, size of a sample].
- * Kernels come from ops. Must not allocate, print, or know about ranks. */
+ * A sample is NHWC (channels-last, [h, w, c] row-major) throughout, like the
+ * datasets; flattening keeps that order. Kernels come from ops and conv.
+ * Must not allocate, print, or know about ranks. */
 #ifndef MNIST_LAYER_H
 #define MNIST_LAYER_H
 
@@ -17,13 +19,19 @@ typedef enum {
     LAYER_DENSE,   /* y = x W + b over the flattened sample: dense:UNITS */
     LAYER_RELU,    /* y = max(x, 0), in place */
     LAYER_DROPOUT, /* inverted dropout, in place, training only: dropout:RATE */
+    LAYER_CONV,    /* 2-D convolution, zero padding: conv:FxKHxKW[/sSTRIDE][/pPAD] */
+    LAYER_MAXPOOL, /* max pooling, no padding: maxpool:SIZE[/sSTRIDE] (stride: SIZE) */
+    LAYER_FLATTEN, /* h x w x c -> 1 x 1 x hwc, in place (dense flattens by itself) */
     LAYER_KINDS
 } LayerKind;
 
 /* A layer as the user asked for it (the fields its kind uses). */
 typedef struct LayerSpec {
     LayerKind kind;
-    int units;  /* dense: output width */
+    int units;  /* dense: output width; conv: filters */
+    int kh, kw; /* conv: kernel height, width; maxpool: window (kh = kw) */
+    int stride; /* conv, maxpool */
+    int pad;    /* conv: zeros added on every side */
     float rate; /* dropout: drop probability in [0, 1) */
 } LayerSpec;
 
@@ -47,13 +55,15 @@ typedef struct Layer {
                         the dropout layers (mask streams) */
     int in_place;    /* the output overwrites the input's buffer */
     int fused;       /* a ReLU, or a dropout after a fused ReLU, applied inside the previous
-                        dense layer's output pass (one sweep instead of three): skipped here */
-    int relu;        /* dense: ReLU fused into its output pass */
+                        dense (or conv: ReLU only) layer's output pass (one sweep instead of
+                        three): skipped here */
+    int relu;        /* dense, conv: ReLU fused into its output pass */
     float drop;      /* dense: dropout rate fused into its output pass (0: none) */
     int drop_ordinal; /* dense: that fused dropout's ordinal */
     int num_tensors;
     LayerTensor tensors[LAYER_MAX_TENSORS];
     size_t scratch_floats;
+    int slots;       /* conv: threads its scratch serves (the team size at setup) */
     float *act;      /* its output [max_batch, shape_size(out)] in the arena (in place: the
                         input's) */
     float *scratch;
@@ -77,6 +87,8 @@ typedef struct LayerOps {
     int has_params;
     /* sets out and declares the tensors and scratch; -1 with e */
     int (*setup)(Layer *l, Error *e);
+    /* scratch floats for passes of up to max_batch rows (NULL: scratch_floats) */
+    size_t (*scratch)(const Layer *l, int max_batch);
     void (*init)(const Layer *l, float *params, uint64_t seed);
     void (*forward)(const Layer *l, const LayerCtx *c, const float *x, float *y, int B);
     void (*backward)(const Layer *l, const LayerCtx *c, const float *x, const float *y, float *dy,

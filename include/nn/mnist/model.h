@@ -49,10 +49,21 @@ typedef struct Model {
     const uint64_t *sample_ids;
 } Model;
 
-/* Parses a layer list: comma-separated tokens dense:N, relu, dropout:P
- * (more kinds in layer.h), e.g. "dense:512,relu,dropout:0.2". An empty
- * string is no layers. -1 with e naming the bad token and its position. */
+/* Parses a layer list: comma-separated tokens dense:N, relu, dropout:P,
+ * conv:FxKHxKW[/sS][/pP], maxpool:K[/sS], flatten (see layer.h), e.g.
+ * "conv:32x3x3,relu,maxpool:2,flatten,dense:128,relu,dropout:0.5". An
+ * empty string is no layers. -1 with e naming the bad token and its
+ * position. */
 int model_spec_parse(ModelSpec *s, const char *text, Error *e);
+
+/* The layer list of preset name ("ref-cnn", "ref-mlp"), without the
+ * output layer, or NULL. */
+const char *model_preset(const char *name);
+
+/* --model TEXT: a preset name or a layer list; when it does not end with a
+ * dense layer, dense:classes is appended as the output. -1 with e naming the
+ * bad token. */
+int model_spec_model(ModelSpec *s, const char *text, int classes, Error *e);
 
 /* Appends one layer. -1 with e filled when the spec is full. */
 int model_spec_append(ModelSpec *s, LayerSpec l, Error *e);

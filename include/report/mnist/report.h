@@ -9,6 +9,7 @@
 
 #include "mnist/history.h"
 #include "mnist/metrics.h"
+#include "mnist/model.h"
 #include "mnist/util.h"
 
 /* What the report says about the run besides the metrics. Strings may be
@@ -47,6 +48,7 @@ typedef struct RunInfo {
     const uint8_t *aug_originals; /* augmentation examples for the report (NULL: none): */
     const float *aug_images;      /* aug_rows originals, aug_per versions of each */
     int aug_rows, aug_per;
+    const Model *model;      /* the network: the table of layers (NULL: none) */
 } RunInfo;
 
 /* Writes DIR/metrics.json, the charts (curves.png, confusion.png,
