@@ -827,7 +827,8 @@ int ckpt_find_latest(const char *run_dir, char *path, size_t size,
         c[n++] = (Candidate){epoch, step};
     }
     closedir(d);
-    qsort(c, n, sizeof *c, later_first);
+    if (n > 1)
+        qsort(c, n, sizeof *c, later_first);
     int found = 0;
     for (size_t i = 0; i < n && !found; i++) {
         char candidate[4096];
