@@ -24,8 +24,9 @@ started=$SECONDS
 # time, each in its own output directory; results are printed in order.
 JOBS=${BAD_INPUT_JOBS:-4}
 ncase=0
-MPI2=(timeout -k 5 90 mpirun --oversubscribe -np 2)
-MPI3=(timeout -k 5 90 mpirun --oversubscribe -np 3)
+source "$(dirname "$0")/mpi.sh"
+MPI2=(timeout -k 5 90 "${MPIEXEC_N[@]}" 2)
+MPI3=(timeout -k 5 90 "${MPIEXEC_N[@]}" 3)
 RUN=(timeout -k 5 90)
 
 # The token @O@ in a command's arguments stands for the case's own output

@@ -11,7 +11,8 @@ trap 'rm -rf "$T"' EXIT
 fails=0
 pass() { printf 'ok    %s\n' "$1"; }
 fail() { printf 'FAIL  %s\n' "$1"; fails=$((fails + 1)); }
-MPIRUN=(timeout -k 5 60 mpirun --oversubscribe)
+source "$(dirname "$0")/mpi.sh"
+MPIRUN=(timeout -k 5 60 "${MPIEXEC_N[@]}")
 
 # expect NAME STATUS STDERR-REGEX COMMAND...: status must match, stderr must
 # hold exactly one line from mnist-dist (mpirun adds its own banner), and
@@ -43,8 +44,8 @@ expect() {
 "$BIN" convert --help >"$T/out" 2>&1 && grep -q "usage: mnist-dist convert" "$T/out" \
   && pass "convert --help" || fail "convert --help"
 expect "unknown flag" 2 "^mnist-dist: error: unknown option '--bogus'" "$BIN" --bogus
-expect "unknown flag, 2 ranks: printed once" 2 "unknown option '--nope'" "${MPIRUN[@]}" -np 2 "$BIN" --nope
-expect "bad value, 3 ranks: printed once" 2 "--lr: 'fast' is not a number" "${MPIRUN[@]}" -np 3 "$BIN" --lr fast
+expect "unknown flag, 2 ranks: printed once" 2 "unknown option '--nope'" "${MPIRUN[@]}" 2 "$BIN" --nope
+expect "bad value, 3 ranks: printed once" 2 "--lr: 'fast' is not a number" "${MPIRUN[@]}" 3 "$BIN" --lr fast
 expect "missing value" 2 "--epochs needs a value" "$BIN" --epochs
 # One exit-status rule (README): 2 for a bad command line, bad combinations
 # included, whether found by the parser or once the ranks are known; 1 for
@@ -53,7 +54,7 @@ expect "--epochs 0" 2 "--epochs: 0 is outside" "$BIN" --epochs 0
 expect "--layers 0" 2 "--layers '0': expected comma-separated widths" "$BIN" --layers 0
 expect "--layers with a trailing comma" 2 "trailing comma" "$BIN" --layers 64,
 expect "--model unknown layer, 3 ranks: printed once" 2 \
-  "--model: token 2 'pool:2': unknown layer kind 'pool'" "${MPIRUN[@]}" -np 3 "$BIN" --model conv:8x3x3,pool:2
+  "--model: token 2 'pool:2': unknown layer kind 'pool'" "${MPIRUN[@]}" 3 "$BIN" --model conv:8x3x3,pool:2
 expect "--model conv without a kernel" 2 "token 1 'conv:8x3': conv takes FILTERSxKHxKW" "$BIN" --model conv:8x3
 expect "--model stride 0" 2 "token 3 'maxpool:2/s0': maxpool takes SIZE" "$BIN" --model conv:8x3x3,relu,maxpool:2/s0
 expect "--augment nonsense" 2 "--augment: " "$BIN" --augment wobble=3
@@ -61,13 +62,13 @@ expect "--deterministic --batch-size 5" 2 "--batch-size 5 is smaller than --logi
   "$BIN" --deterministic --batch-size 5
 expect "--overwrite with --resume" 2 "--overwrite starts afresh" "$BIN" --overwrite --resume auto --out "$T/x"
 expect "--batch-size below the ranks, 3 ranks" 2 "--batch-size 2 is smaller than the 3 ranks" \
-  "${MPIRUN[@]}" -np 3 "$BIN" --quiet --batch-size 2 --out "$T/run0"
+  "${MPIRUN[@]}" 3 "$BIN" --quiet --batch-size 2 --out "$T/run0"
 expect "--deterministic on more ranks than shards" 2 "runs on at most 2 ranks, not 3" \
-  "${MPIRUN[@]}" -np 3 "$BIN" --quiet --deterministic --logical-shards 2 --out "$T/run0"
+  "${MPIRUN[@]}" 3 "$BIN" --quiet --deterministic --logical-shards 2 --out "$T/run0"
 expect "evaluate without --model" 2 "evaluate needs --model" "$BIN" evaluate
 expect "convert with one file" 2 "convert needs" "$BIN" convert "$T/only.csv"
 expect "missing train file, 2 ranks" 1 "error: .*$T/none.h5: cannot open" \
-  "${MPIRUN[@]}" -np 2 "$BIN" --train "$T/none.h5" --out "$T/run1"
+  "${MPIRUN[@]}" 2 "$BIN" --train "$T/none.h5" --out "$T/run1"
 echo "5,0,0" > "$T/x.csv"
 expect "csv given to train" 1 "x.csv: not an HDF5 file \(convert it first" "$BIN" --train "$T/x.csv" --out "$T/run2"
 [[ -d $T/run1/report ]] && fail "a failed run wrote a report" || pass "a failed run wrote no report"
@@ -131,7 +132,7 @@ else
 fi
 expect "--model kernel larger than the images, 2 ranks" 1 \
   "layer 1 \(conv\): a 29x29 kernel does not fit the 28x28x1 input" \
-  "${MPIRUN[@]}" -np 2 "$BIN" --train "$T/good.h5" --test "$T/good.h5" --val-split 0 --quiet --batch-size 2 \
+  "${MPIRUN[@]}" 2 "$BIN" --train "$T/good.h5" --test "$T/good.h5" --val-split 0 --quiet --batch-size 2 \
   --model conv:8x29x29 --out "$T/run-k29"
 [[ ! -e $T/run-k29 ]] && pass "a refused --model leaves no run directory" || fail "run-k29 left behind"
 expect "a 47-class model refuses 10-class data" 1 "good.h5: the data declares 10 classes but the model .* has 47" \
@@ -139,7 +140,7 @@ expect "a 47-class model refuses 10-class data" 1 "good.h5: the data declares 10
 
 printf '%s\n%s\n' "$good" "$(row 1 300)" > "$T/bad.csv"
 expect "convert under mpirun -np 2, printed once" 1 "pixel value 300" \
-  "${MPIRUN[@]}" -np 2 "$BIN" convert "$T/bad.csv" "$T/bad.h5"
+  "${MPIRUN[@]}" 2 "$BIN" convert "$T/bad.csv" "$T/bad.h5"
 
 echo "cli_test: $fails failed"
 exit $((fails > 0))

@@ -11,6 +11,7 @@
 # usage: det_test.sh BUILD/mnist-dist DATA_DIR
 set -uo pipefail
 BIN=$1 DATA=$2
+source "$(dirname "$0")/mpi.sh"
 T=$(mktemp -d /tmp/mnist-det.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fails=0
@@ -27,7 +28,7 @@ A=(--train "$T/train.h5" --test "$T/test.h5" --val-split 1000 --layers 96,48 --q
 train() { # NAME NP THREADS ARGS...
   local name=$1 np=$2 t=$3
   shift 3
-  timeout -k 5 300 mpirun --oversubscribe --bind-to none -np "$np" -x OMP_NUM_THREADS="$t" \
+  OMP_NUM_THREADS=$t timeout -k 5 300 "${MPIEXEC_N[@]}" "$np" \
     "$BIN" "${A[@]}" --threads "$t" --out "$T/$name" "$@" >"$T/$name.log" 2>&1 \
     || { fail "$name failed"; tail -5 "$T/$name.log"; }
 }
@@ -77,7 +78,7 @@ train fast2 2 1 --epochs 2
 same fast1 fast2 2 && fail "without --deterministic 1 and 2 ranks agreed bit for bit (test too weak?)" \
   || pass "without --deterministic 1 and 2 ranks differ in the last bits, as expected"
 # a rank count above the logical shards is refused up front
-timeout -k 5 60 mpirun --oversubscribe -np 3 "$BIN" "${A[@]}" --deterministic --logical-shards 2 \
+timeout -k 5 60 "${MPIEXEC_N[@]}" 3 "$BIN" "${A[@]}" --deterministic --logical-shards 2 \
   --epochs 1 --out "$T/toomany" >"$T/toomany.log" 2>&1
 [[ $? -ne 0 ]] && grep -q "runs on at most 2 ranks, not 3" "$T/toomany.log" \
   && pass "more ranks than logical shards is refused" || fail "rank limit"

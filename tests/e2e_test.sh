@@ -9,6 +9,7 @@
 # usage: e2e_test.sh BUILD/mnist-dist DATA_DIR
 set -uo pipefail
 BIN=$1 DATA=$2
+source "$(dirname "$0")/mpi.sh"
 T=$(mktemp -d /tmp/mnist-e2e.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fails=0
@@ -17,7 +18,7 @@ fail() { printf 'FAIL  %s\n' "$1"; fails=$((fails + 1)); }
 run() { # ranks args... (output in $T/log)
   local np=$1
   shift
-  timeout -k 5 300 mpirun --oversubscribe -np "$np" "$BIN" "$@" >"$T/log" 2>&1
+  timeout -k 5 300 "${MPIEXEC_N[@]}" "$np" "$BIN" "$@" >"$T/log" 2>&1
 }
 
 head -n 12000 "$DATA/mnist_train.csv" > "$T/train.csv"
@@ -118,12 +119,12 @@ PY
 [[ -s $T/feat/checkpoints/best.h5 ]] && grep -q "augmentation" "$T/feat/report/report.md" \
   && pass "best.h5 kept; the report names the augmentation" || fail "best.h5 or report"
 # the cosine schedule spans --epochs, so interrupt a 4-epoch run (SIGUSR1 to
-# mpirun, forwarded to the ranks) rather than running 2 epochs then 2 more
-timeout -k 5 300 mpirun --oversubscribe -np 2 "$BIN" "${COMMON[@]}" "${FEAT[@]}" --epochs 4 \
+# the launcher, forwarded to the ranks) rather than running 2 epochs then 2 more
+timeout -k 5 300 "${MPIEXEC_N[@]}" 2 "$BIN" "${COMMON[@]}" "${FEAT[@]}" --epochs 4 \
   --out "$T/feat2" >"$T/log" 2>&1 &
 mp=$!
 for _ in $(seq 600); do grep -Eq "^epoch +2/4" "$T/log" 2>/dev/null && break; sleep 0.05; done
-kill -USR1 "$(pgrep -P "$mp" -x mpirun)"
+kill -USR1 "$(launcher_of "$mp")"
 wait "$mp"
 [[ $? -eq 75 ]] || fail "the interrupted run did not stop with status 75"
 run 2 "${COMMON[@]}" "${FEAT[@]}" --epochs 4 --resume auto --out "$T/feat2"

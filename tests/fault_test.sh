@@ -17,6 +17,7 @@
 # usage: fault_test.sh BUILD/mnist-dist DATA_DIR   (root, for the tmpfs)
 set -uo pipefail
 BIN=$1 DATA=$2
+source "$(dirname "$0")/mpi.sh"
 T=$(mktemp -d /tmp/mnist-fault.XXXXXX)
 fails=0
 pass() { printf 'ok    %s\n' "$1"; }
@@ -26,7 +27,7 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-MPI=(timeout -k 5 300 mpirun --oversubscribe)
+MPI=(timeout -k 5 300 "${MPIEXEC_N[@]}")
 
 head -n 11000 "$DATA/mnist_train.csv" > "$T/train.csv"
 head -n 1000 "$DATA/mnist_test.csv" > "$T/test.csv"
@@ -37,7 +38,7 @@ ARGS=(--train "$T/train.h5" --test "$T/test.h5" --val-split 1000)
 # rank_pids RANK: PIDs of mnist-dist processes with that MPI rank
 rank_pids() {
   for p in $(pgrep -x mnist-dist); do
-    tr '\0' '\n' 2>/dev/null < "/proc/$p/environ" | grep -qx "OMPI_COMM_WORLD_RANK=$1" && echo "$p"
+    [[ $(rank_of "$p") == "$1" ]] && echo "$p"
   done
 }
 # loads CKPT: the checkpoint evaluates cleanly
@@ -85,18 +86,18 @@ fi
 ls "$RUN"/checkpoints/*.tmp.* >/dev/null 2>&1 && fail "stale temp checkpoints left after resume" \
   || pass "stale temp files from killed writes are removed on resume"
 
-# --- graceful stop: SIGTERM to the ranks, SIGUSR1 to mpirun ----------------------------------
+# --- graceful stop: SIGTERM to the ranks, SIGUSR1 to the launcher ----------------------------------
 G=(--layers 256 --epochs 4 --checkpoint-every 10)
-"${MPI[@]}" -np 2 "$BIN" "${ARGS[@]}" "${G[@]}" --out "$T/whole" --quiet >/dev/null 2>&1 || fail "uninterrupted run"
-for how in TERM-ranks USR1-mpirun; do
+"${MPI[@]}" 2 "$BIN" "${ARGS[@]}" "${G[@]}" --out "$T/whole" --quiet >/dev/null 2>&1 || fail "uninterrupted run"
+for how in TERM-ranks USR1-launcher; do
   out=$T/stop-$how
-  "${MPI[@]}" -np 2 "$BIN" "${ARGS[@]}" "${G[@]}" --out "$out" >"$out.log" 2>&1 &
+  "${MPI[@]}" 2 "$BIN" "${ARGS[@]}" "${G[@]}" --out "$out" >"$out.log" 2>&1 &
   mp=$!
   for _ in $(seq 300); do grep -Eq "^epoch +1/4" "$out.log" 2>/dev/null && break; sleep 0.05; done
   if [[ $how == TERM-ranks ]]; then
     kill -TERM $(rank_pids 0) $(rank_pids 1) 2>/dev/null
   else
-    kill -USR1 "$(pgrep -P "$mp" -x mpirun)" # mpirun forwards SIGUSR1 to every rank
+    kill -USR1 "$(launcher_of "$mp")" # the launcher forwards SIGUSR1 to every rank
   fi
   wait "$mp"
   rc=$?
@@ -105,7 +106,7 @@ for how in TERM-ranks USR1-mpirun; do
   else
     fail "graceful stop $how: exit $rc"; tail -5 "$out.log"
   fi
-  "${MPI[@]}" -np 2 "$BIN" "${ARGS[@]}" "${G[@]}" --out "$out" --resume auto >>"$out.log" 2>&1
+  "${MPI[@]}" 2 "$BIN" "${ARGS[@]}" "${G[@]}" --out "$out" --resume auto >>"$out.log" 2>&1
   a=$T/whole/checkpoints/epoch-0004.h5 b=$out/checkpoints/epoch-0004.h5
   if h5diff -r "$a" "$b" /model /model >/dev/null 2>&1 && h5diff "$a" "$b" /adam /adam >/dev/null 2>&1; then
     pass "resumed after $how: bit-identical to the uninterrupted run"
@@ -115,7 +116,7 @@ for how in TERM-ranks USR1-mpirun; do
 done
 
 # --- a dying rank ------------------------------------------------------------------------------
-"${MPI[@]}" -np 3 "$BIN" "${ARGS[@]}" --layers 512,512 --epochs 50 --out "$T/dying" >"$T/dying.log" 2>&1 &
+"${MPI[@]}" 3 "$BIN" "${ARGS[@]}" --layers 512,512 --epochs 50 --out "$T/dying" >"$T/dying.log" 2>&1 &
 mp=$!
 for _ in $(seq 400); do grep -Eq "^epoch +1/50" "$T/dying.log" 2>/dev/null && break; sleep 0.05; done
 victim=$(rank_pids 2)
@@ -125,7 +126,7 @@ kill -KILL $victim
 wait "$mp"
 rc=$?
 secs=$(echo "$(date +%s.%N) - $t0" | bc)
-if [[ $rc -ne 0 ]] && awk -v s="$secs" 'BEGIN { exit !(s < 10) }' && grep -Eq "rank 2|process rank 2" "$T/dying.log"; then
+if [[ $rc -ne 0 ]] && awk -v s="$secs" 'BEGIN { exit !(s < 10) }' && grep -Eiq "rank 2" "$T/dying.log"; then
   pass "a killed rank 2 of 3 ended the job (exit $rc) in ${secs%???????} s, naming the rank"
 else
   fail "dying rank: exit $rc after ${secs} s"; tail -8 "$T/dying.log"
@@ -146,7 +147,7 @@ done
 
 # --- NaN -------------------------------------------------------------------------------------
 # 10,000 rows at batch 128 are 78 steps an epoch: step 100 is in epoch 2.
-MNIST_DIST_FAULT=nan@100 "${MPI[@]}" -np 2 -x MNIST_DIST_FAULT "$BIN" "${ARGS[@]}" --layers 64 --epochs 3 \
+MNIST_DIST_FAULT=nan@100 "${MPI[@]}" 2 "$BIN" "${ARGS[@]}" --layers 64 --epochs 3 \
   --checkpoint-every 1 --out "$T/nan" >"$T/nan.log" 2>&1
 rc=$?
 if [[ $rc -eq 1 ]] && grep -Eq "error: the gradient of dense0/W became NaN or infinite at epoch 2, step 22" "$T/nan.log"; then
@@ -161,7 +162,7 @@ fi
 # (--shard-optimizer 0: every rank updates its own full copy of the
 # parameters; with the sharded optimizer the allgather or the node-shared copy
 # would overwrite the perturbation before it could drift)
-MNIST_DIST_FAULT=diverge@30 "${MPI[@]}" -np 3 -x MNIST_DIST_FAULT "$BIN" "${ARGS[@]}" --layers 64 --epochs 2 \
+MNIST_DIST_FAULT=diverge@30 "${MPI[@]}" 3 "$BIN" "${ARGS[@]}" --layers 64 --epochs 2 \
   --check-every 25 --shard-optimizer 0 --out "$T/div" >"$T/div.log" 2>&1
 rc=$?
 if [[ $rc -eq 1 ]] && grep -q "replicas diverged at epoch 1, step 50: the parameters of rank 2 differ" "$T/div.log"; then

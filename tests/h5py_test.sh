@@ -16,7 +16,8 @@ fails=0
 pass() { printf 'ok    %s\n' "$1"; }
 fail() { printf 'FAIL  %s\n' "$1"; fails=$((fails + 1)); }
 RUN=(timeout -k 5 120)
-MPI2=(timeout -k 5 120 mpirun --oversubscribe -np 2)
+source "$(dirname "$0")/mpi.sh"
+MPI2=(timeout -k 5 120 "${MPIEXEC_N[@]}" 2)
 
 # Debian's python3-h5py lives in /usr/bin/python3 (a pyenv python first in PATH lacks it)
 "${MNIST_PYTHON:-/usr/bin/python3}" - "$T" <<'PY' || { echo "FAIL  h5py could not write the files"; exit 1; }

@@ -22,7 +22,8 @@ trap 'rm -rf "$T"' EXIT
 fails=0
 pass() { printf 'ok    %s\n' "$1"; }
 fail() { printf 'FAIL  %s\n' "$1"; fails=$((fails + 1)); }
-mpi() { local np=$1; shift; timeout -k 5 300 mpirun --oversubscribe -np "$np" "$@"; }
+source "$(dirname "$0")/mpi.sh"
+mpi() { local np=$1; shift; timeout -k 5 300 "${MPIEXEC_N[@]}" "$np" "$@"; }
 
 head -n 12000 "$DATA/mnist_train.csv" > "$T/train.csv"
 "$BIN" convert --quiet "$T/train.csv" "$T/train.h5" || { echo "FAIL  convert"; exit 1; }

@@ -13,6 +13,12 @@
 set -uo pipefail
 BUILD=$1 DATA=$2 SRC=$3
 BIN=$BUILD/mnist-dist
+# jobs/common.sh launches with srun --mpi=pmix or Open MPI's mpirun, both of
+# which need an Open MPI build: with another launcher there is nothing to run.
+if [[ ${MNIST_MPIEXEC_KIND:-openmpi} != openmpi ]]; then
+  echo "SKIP  the SLURM jobs launch Open MPI builds (launcher: $MNIST_MPIEXEC_KIND)"
+  exit 77
+fi
 T=$(mktemp -d /tmp/mnist-slurm-test.XXXXXX)
 chmod 755 "$T" # munged refuses a socket below a directory others cannot enter
 fails=0
