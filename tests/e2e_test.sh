@@ -126,7 +126,9 @@ mp=$!
 for _ in $(seq 600); do grep -Eq "^epoch +2/4" "$T/log" 2>/dev/null && break; sleep 0.05; done
 kill -USR1 "$(launcher_of "$mp")"
 wait "$mp"
-[[ $? -eq 75 ]] || fail "the interrupted run did not stop with status 75"
+rc=$?
+stop_status_ok "$rc" && grep -q "stopped by SIGUSR1 after" "$T/log" \
+  || fail "the interrupted run did not stop with status 75 (exit $rc)"
 run 2 "${COMMON[@]}" "${FEAT[@]}" --epochs 4 --resume auto --out "$T/feat2"
 a=$T/feat/checkpoints/epoch-0004.h5 b=$T/feat2/checkpoints/epoch-0004.h5
 if h5diff -r "$a" "$b" /model /model >/dev/null && h5diff "$a" "$b" /adam /adam >/dev/null; then
