@@ -12,7 +12,11 @@
 #    cores itself, so give each rank its cores with --map-by slot:PE=N.
 
 if [[ -z ${SLURM_JOB_ID:-} ]]; then
-  echo "mnist-dist job: error: not inside a SLURM job; submit from the repository root with: sbatch jobs/${0##*/}" >&2
+  if [[ $MNIST_JOBS == "${SLURM_SUBMIT_DIR:-.}/jobs" ]]; then
+    echo "mnist-dist job: error: not inside a SLURM job; submit from the repository root with: sbatch jobs/${0##*/}" >&2
+  else
+    echo "mnist-dist job: error: not inside a SLURM job; submit with: sbatch $MNIST_JOBS/${0##*/}" >&2
+  fi
   exit 2
 fi
 cd "${SLURM_SUBMIT_DIR:-.}"
