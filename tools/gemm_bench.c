@@ -322,7 +322,7 @@ static double check_mlp(double tol)
 /* One cblas_sgemm call of the step, with the arguments src/ops.c passes. */
 typedef struct Product {
     char name[32];
-    CBLAS_TRANSPOSE ta, tb;
+    enum CBLAS_TRANSPOSE ta, tb;
     int M, N, K, lda, ldb, ldc;
     const float *A, *B;
     float *C;
@@ -576,7 +576,7 @@ int main(int argc, char **argv)
 #else
     threads = 1;
 #endif
-    openblas_set_num_threads(threads);
+    ops_blas_threads(threads);
 
     /* Validation, at a thread count that splits the work. */
     double worst = 0;
@@ -728,7 +728,7 @@ int main(int argc, char **argv)
                "\"zero_grads_s\": %.6e, \"forward_s\": %.6e, \"backward_s\": %.6e, "
                "\"adam_s\": %.6e, \"whole_s\": %.6e, \"forward_gemm_s\": %.6e, "
                "\"backward_gemm_s\": %.6e, \"samples_per_s\": %.1f}, \"products\": [",
-               rank ? rank : "0", arch, batch, threads, openblas_get_config(), worst, flop,
+               rank ? rank : "0", arch, batch, threads, ops_blas_config(), worst, flop,
                flop / batch, step_s, gflops, sum_s, piece_s[0], piece_s[1], piece_s[2],
                piece_s[3], piece_s[4], piece_s[5], fwd_gemm_s, sum_s - fwd_gemm_s,
                batch / piece_s[5]);
@@ -742,7 +742,7 @@ int main(int argc, char **argv)
         printf("]}\n");
     } else {
         printf("layers %s, batch %d, %d thread%s, %s\n", arch, batch, threads,
-               threads > 1 ? "s" : "", openblas_get_config());
+               threads > 1 ? "s" : "", ops_blas_config());
         printf("%-16s %6s %6s %6s %5s %12s %9s\n", "product", "M", "N", "K", "op", "median us",
                "GFLOP/s");
         for (int i = 0; i < n; i++)

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <hdf5.h>
 
 #include "mnist/ckpt.h"
@@ -16,6 +15,7 @@
 #include "mnist/h5data.h"
 #include "mnist/h5safe.h"
 #include "mnist/h5util.h"
+#include "mnist/ops.h"
 #include "mnist/predict.h"
 #include "mnist/train.h"
 
@@ -27,7 +27,7 @@ static void print_version(void)
     comm_library_version(mpi, sizeof mpi);
     printf("mnist-dist %s\n", MNIST_VERSION);
     printf("MPI:      %s\n", mpi);
-    printf("BLAS:     %s\n", openblas_get_config());
+    printf("BLAS:     %s\n", ops_blas_config());
     printf("HDF5:     %u.%u.%u (parallel)\n", maj, min, rel);
 #ifdef __clang__
     printf("target:   %s, built with clang %s\n", MNIST_TARGET, __clang_version__);

@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include "mnist/runtime.h"
 
-#include <cblas.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +94,7 @@ int rt_threads(const Config *cfg, const Comm *comm)
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #endif
-    openblas_set_num_threads(threads);
+    ops_blas_threads(threads);
     return threads;
 }
 
@@ -302,5 +301,5 @@ void rt_versions(char *buf, size_t size)
     char mpi[128];
     comm_library_version(mpi, sizeof mpi);
     snprintf(buf, size, "mnist-dist %s; HDF5 %u.%u.%u; %s; %s", MNIST_VERSION, maj, min, rel, mpi,
-             openblas_get_config());
+             ops_blas_config());
 }

@@ -6,12 +6,43 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "mnist/rng.h"
+
+#if defined(MNIST_BLAS_BLIS)
+#include <blis.h>
+#endif
+
+void ops_blas_threads(int threads)
+{
+#if defined(MNIST_BLAS_OPENBLAS)
+    openblas_set_num_threads(threads);
+#elif defined(MNIST_BLAS_BLIS)
+    bli_thread_set_num_threads(threads);
+#else
+    (void)threads; /* a generic BLAS threads (if at all) through OpenMP */
+#endif
+}
+
+const char *ops_blas_config(void)
+{
+#if defined(MNIST_BLAS_OPENBLAS)
+    return openblas_get_config();
+#elif defined(MNIST_BLAS_BLIS)
+    static char name[96];
+    snprintf(name, sizeof name, "BLIS %s (%s, %s threading)", bli_info_get_version_str(),
+             bli_arch_string(bli_arch_query_id()),
+             bli_info_get_enable_openmp() ? "OpenMP" : bli_info_get_enable_pthreads() ? "pthread" : "no");
+    return name;
+#else
+    return "CBLAS (" MNIST_BLAS_NAME ")";
+#endif
+}
 
 static void dropout_row(float *v, int n, uint64_t threshold, float scale, uint64_t sk);
 

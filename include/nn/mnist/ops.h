@@ -8,6 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The BLAS the build chose (CMake's BLA_VENDOR: OpenBLAS, BLIS as FLAME, or
+ * a generic CBLAS): ops_blas_threads sets the threads its products use (a
+ * generic BLAS follows OpenMP's setting); ops_blas_config names it and its
+ * build, as --version prints it. */
+void ops_blas_threads(int threads);
+const char *ops_blas_config(void);
+
 /* y[B,out] = x[B,in] · W[in,out]. Overwrites y; bias and activation are
  * applied by the fused pass below. */
 void dense_forward(float *y, const float *x, const float *W, int B, int in, int out);
