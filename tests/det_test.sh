@@ -9,7 +9,7 @@
 # Under the sanitizers (MNIST_TEST_SANITIZED=1) only 1-3 ranks run: the
 # Release pass covers 4 and 8, and 8 ASan ranks on 2 cores add only minutes.
 # MNIST_DET_RANKS="1 2 3" chooses the rank counts; MNIST_DET_OTHER_BIN names
-# a binary of another build (MPI library) that must give the same bits.
+# a binary of another build (MPI library, target) that must give the same bits.
 # usage: det_test.sh BUILD/mnist-dist DATA_DIR
 set -uo pipefail
 BIN=$1 DATA=$2
@@ -44,13 +44,15 @@ ranks=(1 2 3 4 8)
 [[ ${MNIST_TEST_SANITIZED:-0} == 1 ]] && ranks=(1 2 3)
 [[ -n ${MNIST_DET_RANKS:-} ]] && read -ra ranks <<<"$MNIST_DET_RANKS"
 # the same run by a binary of another build (MNIST_DET_OTHER_BIN: tools/test's
-# MPICH pass points it at the Open MPI build) gives the same bits: the exact
-# mode does not depend on the MPI library
+# MPICH + portable pass points it at the Open MPI + native build) gives the
+# same bits: the exact mode depends on neither the MPI library nor the target
 if [[ -n ${MNIST_DET_OTHER_BIN:-} ]]; then
   OMP_NUM_THREADS=1 timeout -k 5 300 "$MNIST_DET_OTHER_BIN" "${A[@]}" --threads 1 --out "$T/other" \
     --deterministic --epochs 2 >"$T/other.log" 2>&1 || { fail "the other build's run failed"; tail -5 "$T/other.log"; }
-  mpi_of() { "$1" --version | sed -n 's/^MPI: *//p' | cut -d, -f1 | tr -s '\t' ' '; }
-  same ref other 2 && pass "1 x 1, $(mpi_of "$BIN") and $(mpi_of "$MNIST_DET_OTHER_BIN") builds: bit-identical" \
+  build_of() { # the MPI library and the target a binary was built for
+    "$1" --version | sed -n 's/^MPI: *//p; s/^target: *\([^,]*\).*/\1/p' | cut -d, -f1 | tr -s '\t' ' ' | paste -sd/
+  }
+  same ref other 2 && pass "1 x 1, builds $(build_of "$BIN") and $(build_of "$MNIST_DET_OTHER_BIN"): bit-identical" \
     || fail "the other build ($MNIST_DET_OTHER_BIN) differs"
 fi
 for np in "${ranks[@]}"; do
