@@ -68,12 +68,12 @@ static void test_dense_backward_matches_naive_and_accumulates(void)
 static void test_bias_relu_without_dropout(void)
 {
     float y[6] = {-1, 0.5f, 2, -3, 0, 1}, b[3] = {0.5f, -1, 0};
-    bias_act_dropout_forward(y, b, 2, 3, 1, 0.0f, 0, NULL);
+    bias_act_dropout_forward(y, b, 2, 3, 1, 0.0f, 0, NULL, NULL);
     const float want[6] = {0, 0, 2, 0, 0, 1};
     for (int i = 0; i < 6; i++)
         CU_ASSERT_EQUAL(y[i], want[i]);
     float z[3] = {-1, 0.5f, 2};
-    bias_act_dropout_forward(z, b, 1, 3, 0, 0.0f, 0, NULL);
+    bias_act_dropout_forward(z, b, 1, 3, 0, 0.0f, 0, NULL, NULL);
     CU_ASSERT_EQUAL(z[0], -0.5f);
     CU_ASSERT_EQUAL(z[1], -0.5f);
 }
@@ -90,8 +90,8 @@ static void test_dropout_rate_scale_and_keying(void)
     for (int k = 0; k < B * N; k++)
         y[k] = y2[k] = 1.0f;
     const float p = 0.3f;
-    bias_act_dropout_forward(y, zero_b, B, N, 1, p, 12345, ids);
-    bias_act_dropout_forward(y2, zero_b, B, N, 1, p, 12345, ids_rev);
+    bias_act_dropout_forward(y, zero_b, B, N, 1, p, 12345, ids, NULL);
+    bias_act_dropout_forward(y2, zero_b, B, N, 1, p, 12345, ids_rev, NULL);
     size_t kept = 0;
     for (int k = 0; k < B * N; k++) {
         CU_ASSERT(y[k] == 0.0f || fabsf(y[k] - 1.0f / (1.0f - p)) < 1e-6f);
@@ -105,14 +105,14 @@ static void test_dropout_rate_scale_and_keying(void)
     /* Another key gives another mask. */
     for (int k = 0; k < B * N; k++)
         y2[k] = 1.0f;
-    bias_act_dropout_forward(y2, zero_b, B, N, 1, p, 54321, ids);
+    bias_act_dropout_forward(y2, zero_b, B, N, 1, p, 54321, ids, NULL);
     CU_ASSERT(memcmp(y, y2, sizeof y) != 0);
 }
 
 static void test_relu_dropout_backward(void)
 {
     float h[4] = {0, 2, 0, 0.5f}, dy[4] = {1, 1, 1, 2};
-    relu_dropout_backward(dy, h, 2, 2, 1.25f);
+    relu_dropout_backward(dy, h, 2, 2, 1.25f, NULL);
     CU_ASSERT_EQUAL(dy[0], 0.0f);
     CU_ASSERT_EQUAL(dy[1], 1.25f);
     CU_ASSERT_EQUAL(dy[2], 0.0f);

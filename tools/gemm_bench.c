@@ -27,6 +27,7 @@
 #endif
 
 #include "mnist/data.h"
+#include "mnist/gemm.h"
 #include "mnist/model.h"
 #include "mnist/ops.h"
 #include "mnist/optim.h"
@@ -308,7 +309,7 @@ static double check_mlp(double tol)
     fill(y, (size_t)WB * WN, 40, 0.5f, 1.0f);
     for (int i = 0; i < WB; i++)
         wid[i] = (uint64_t)i;
-    bias_act_dropout_forward(y, b, WB, WN, 1, 0.2f, 0xabcdef, wid);
+    bias_act_dropout_forward(y, b, WB, WN, 1, 0.2f, 0xabcdef, wid, NULL);
     int dropped = 0;
     for (int k = 0; k < WB * WN; k++)
         dropped += y[k] == 0.0f;
@@ -517,6 +518,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *layers = "512,512";
+    Precision precision = PRECISION_FP32;
     int batch = 128, threads = 0, json = 0, validate_only = 0;
     double min_s = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -543,6 +545,11 @@ int main(int argc, char **argv)
             batch = (int)strtol(v, &end, 10), i++;
         } else if (v && strcmp(a, "--threads") == 0) {
             threads = (int)strtol(v, &end, 10), i++;
+        } else if (v && strcmp(a, "--precision") == 0) {
+            precision = strcmp(v, "bf16") == 0 ? PRECISION_BF16 : PRECISION_FP32, i++;
+        } else if (v && strcmp(a, "--fp32-gemm") == 0) {
+            gemm_set_f32_backend(strcmp(v, "onednn") == 0 ? GEMM_BACKEND_DNNL : GEMM_BACKEND_BLAS);
+            i++;
         } else if (v && strcmp(a, "--min-time") == 0) {
             min_s = strtod(v, &end), i++;
         } else {
@@ -675,7 +682,11 @@ int main(int argc, char **argv)
     enum { DATA_ROWS = 4096 };
     ModelStep ms = {.opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0}, .batch = batch};
     double piece_s[6] = {0};
-    if (model_create_mlp(&ms.m, sizes, L, 0.2f, batch, &e)) {
+    ModelSpec mspec;
+    if (model_spec_from_widths(&mspec, layers, 0.2f, &e) ||
+        model_spec_append(&mspec, (LayerSpec){.kind = LAYER_DENSE, .units = sizes[L]}, &e) ||
+        (mspec.precision = precision,
+         model_create(&ms.m, &mspec, (Shape){1, 1, sizes[0]}, sizes[L], batch, &e))) {
         fprintf(stderr, "gemm-bench: error: %s\n", e.msg);
         status = 1;
         goto cleanup;

@@ -103,6 +103,10 @@ static const Option TRAIN_OPTIONS[] = {
      "with several ranks, each updates 1/P of the parameters: 1 = on one node through "
      "node-shared memory, else reduce-scatter + allgather; 2 = always reduce-scatter + "
      "allgather; 0 = allreduce and every rank updates everything"},
+    {"precision", OPT_STR, F(precision), "fp32", 0, 0, "fp32|bf16",
+     "bf16: the matrix products take bf16 copies of the weights and activations and sum in "
+     "fp32 (AVX512_BF16 or AMX through oneDNN; weights, gradients, Adam and the loss stay "
+     "fp32; checkpoints are fp32)"},
     {"check-every", OPT_INT, F(check_every), "200", 0, 100000000, "N",
      "compare a checksum of every rank's parameters every N steps and at checkpoints (0: "
      "only at checkpoints)"},
@@ -334,6 +338,8 @@ int config_parse(Config *c, int argc, char **argv, Error *e)
             strcmp(c->lr_schedule, "step") != 0)
             return err_set(e, "--lr-schedule: '%s' is not one of constant, cosine, step",
                            c->lr_schedule);
+        if (strcmp(c->precision, "fp32") != 0 && strcmp(c->precision, "bf16") != 0)
+            return err_set(e, "--precision: '%s' is not one of fp32, bf16", c->precision);
         if (c->patience > 0 && c->val_split == 0)
             return err_set(e, "--patience needs validation rows (--val-split > 0)");
     }

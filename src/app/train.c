@@ -17,6 +17,7 @@
 #include "mnist/augment.h"
 #include "mnist/ckpt.h"
 #include "mnist/exchange.h"
+#include "mnist/gemm.h"
 #include "mnist/h5data.h"
 #include "mnist/history.h"
 #include "mnist/loader.h"
@@ -213,6 +214,19 @@ static int build(Trainer *t)
                                model_spec_append(&spec, (LayerSpec){.kind = LAYER_DENSE,
                                                                     .units = t->classes}, e))
         return -1;
+    const char *f32 = getenv("MNIST_FP32_GEMM");
+    if (f32 && strcmp(f32, "onednn") == 0 && gemm_have_dnnl())
+        gemm_set_f32_backend(GEMM_BACKEND_DNNL);
+    if (strcmp(c->precision, "bf16") == 0) {
+        const char *isa;
+        if (!gemm_have_dnnl())
+            return err_set(e, "--precision bf16: this build has no oneDNN (rebuild with "
+                              "libdnnl-dev installed)");
+        if (!gemm_bf16_native(&isa))
+            return err_set(e, "--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN "
+                              "finds %s here (rank %d)", isa, t->rank);
+        spec.precision = PRECISION_BF16;
+    }
     const int b_local = t->plan.local_batch;
     if (model_create(&t->model, &spec, t->shape, t->classes,
                      b_local > RT_EVAL_BATCH ? b_local : RT_EVAL_BATCH, e))

@@ -55,27 +55,73 @@ static void dense_init(const Layer *l, float *params, uint64_t seed)
     memset(b_of(l, params), 0, sizeof(float) * (size_t)l->spec.units);
 }
 
+/* A bf16 dense layer's copies in its scratch: W [in, out], then its input
+ * x [max_rows, in] (kept for the weight gradient), then dy [max_rows, out];
+ * each starts on a 64-byte line. */
+#define BF16_LINE 32
+static size_t bf16_pad(size_t n) { return (n + BF16_LINE - 1) / BF16_LINE * BF16_LINE; }
+static bf16 *bf16_W(const Layer *l) { return (bf16 *)l->scratch; }
+static bf16 *bf16_x(const Layer *l)
+{
+    return bf16_W(l) + bf16_pad(shape_size(l->in) * (size_t)l->spec.units);
+}
+static bf16 *bf16_dy(const Layer *l)
+{
+    return bf16_x(l) + bf16_pad(shape_size(l->in) * (size_t)l->max_rows);
+}
+
+bf16 *layer_bf16_input(const Layer *l) { return bf16_x(l); }
+
+static size_t dense_scratch(const Layer *l, int max_batch)
+{
+    if (l->precision != PRECISION_BF16)
+        return 0;
+    const size_t in = shape_size(l->in), out = (size_t)l->spec.units, rows = (size_t)max_batch;
+    return (bf16_pad(in * out) + bf16_pad(rows * in) + bf16_pad(rows * out)) / 2;
+}
+
 static void dense_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y, int B)
 {
     const int in = (int)shape_size(l->in), out = l->spec.units;
     const float p = c->train ? l->drop : 0.0f;
-    dense_forward(y, x, W_of(l, c->params), B, in, out);
+    const float *W = W_of(l, c->params);
+    if (l->precision == PRECISION_BF16) {
+        bf16_convert(bf16_W(l), W, (size_t)in * out);
+        if (!l->x_given)
+            bf16_convert(bf16_x(l), x, (size_t)B * in);
+        gemm_run(&l->mm[DENSE_FWD], B, bf16_x(l), bf16_W(l), y);
+    } else {
+        gemm_run(&l->mm[DENSE_FWD], B, x, W, y);
+    }
     bias_act_dropout_forward(y, b_of(l, c->params), B, out, l->relu, p,
-                             mask_key(c->dropout_key, l->drop_ordinal), c->sample_ids);
+                             mask_key(c->dropout_key, l->drop_ordinal), c->sample_ids, l->next_x);
 }
 
 static void dense_backward_layer(const Layer *l, const LayerCtx *c, const float *x,
                                  const float *y, float *dy, float *dx, int B)
 {
-    const int in = (int)shape_size(l->in), out = l->spec.units;
+    const int out = l->spec.units;
     if (l->relu) {
         /* the fused ReLU (and dropout): y > 0 exactly where the unit was both
          * active and kept, so no mask is stored */
         const float scale = c->train && l->drop > 0.0f ? 1.0f / (1.0f - l->drop) : 1.0f;
-        relu_dropout_backward(dy, y, B, out, scale);
+        relu_dropout_backward(dy, y, B, out, scale,
+                              l->precision == PRECISION_BF16 ? bf16_dy(l) : NULL);
+    } else if (l->precision == PRECISION_BF16) {
+        bf16_convert(bf16_dy(l), dy, (size_t)B * out);
     }
-    dense_backward(dx, W_of(l, c->grads), b_of(l, c->grads), dy, x, W_of(l, c->params), B, in,
-                   out);
+    bias_backward(b_of(l, c->grads), dy, B, out);
+    float *dW = W_of(l, c->grads);
+    if (l->precision == PRECISION_BF16) {
+        /* bf16_W and bf16_x still hold this step's forward copies */
+        gemm_run(&l->mm[DENSE_DW], B, bf16_x(l), bf16_dy(l), dW);
+        if (dx)
+            gemm_run(&l->mm[DENSE_DX], B, bf16_dy(l), bf16_W(l), dx);
+        return;
+    }
+    gemm_run(&l->mm[DENSE_DW], B, x, dy, dW);
+    if (dx)
+        gemm_run(&l->mm[DENSE_DX], B, dy, W_of(l, c->params), dx);
 }
 
 /* ---- relu: y = max(x, 0), in place ----------------------------------------- */
@@ -259,7 +305,8 @@ static void flatten_backward_layer(const Layer *l, const LayerCtx *c, const floa
 }
 
 static const LayerOps OPS[LAYER_KINDS] = {
-    [LAYER_DENSE] = {.name = "dense", .has_params = 1, .setup = dense_setup, .init = dense_init,
+    [LAYER_DENSE] = {.name = "dense", .has_params = 1, .setup = dense_setup, .scratch = dense_scratch,
+                     .init = dense_init,
                      .forward = dense_forward_layer, .backward = dense_backward_layer},
     [LAYER_RELU] = {.name = "relu", .setup = same_shape_setup, .forward = relu_forward_layer,
                     .backward = relu_backward_layer},

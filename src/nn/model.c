@@ -296,7 +296,7 @@ static int build_layers(Model *m, const ModelSpec *spec, Error *e)
     for (int i = 0; i < spec->count; i++) {
         Layer *l = &m->layers[m->num_layers++];
         const LayerOps *ops = layer_ops(spec->layers[i].kind);
-        *l = (Layer){.spec = spec->layers[i], .in = shape};
+        *l = (Layer){.spec = spec->layers[i], .in = shape, .precision = spec->precision};
         l->ordinal = ops->has_params ? with_params++ : ordinals[l->spec.kind]++;
         if (ops->setup(l, e) || add_tensors(m, l, e))
             return err_prefix(e, "layer %d (%s)", i + 1, ops->name);
@@ -320,6 +320,7 @@ static size_t place_buffers(Model *m, float *base)
     for (int i = 0; i < m->num_layers; i++) {
         Layer *l = &m->layers[i];
         const size_t n = shape_size(l->out);
+        l->max_rows = m->max_batch;
         widest = n > widest ? n : widest;
         if (l->fused || (l->in_place && i > 0)) {
             l->act = NULL; /* resolved below: the input's buffer */
@@ -360,6 +361,55 @@ int model_layout(Model *m, const ModelSpec *spec, Shape input, int classes, Erro
     return 0;
 }
 
+/* A bf16 dense layer whose output (after its fused epilogue) is the next
+ * dense layer's input writes that layer's bf16 copy in its output pass. */
+static void link_bf16_inputs(Model *m)
+{
+    for (int i = 0; i < m->num_layers; i++) {
+        Layer *l = &m->layers[i];
+        if (l->spec.kind != LAYER_DENSE || l->precision != PRECISION_BF16)
+            continue;
+        int j = i + 1;
+        while (j < m->num_layers && m->layers[j].fused)
+            j++;
+        if (j < m->num_layers && m->layers[j].spec.kind == LAYER_DENSE) {
+            l->next_x = layer_bf16_input(&m->layers[j]);
+            m->layers[j].x_given = 1;
+        }
+    }
+}
+
+/* Plans every dense layer's three products for batches up to max_batch. */
+static int plan_products(Model *m, Error *e)
+{
+    int dense = 0;
+    for (int i = 0; i < m->num_layers; i++)
+        dense += m->layers[i].spec.kind == LAYER_DENSE;
+    m->plans = calloc((size_t)dense * DENSE_PRODUCTS + 1, sizeof *m->plans);
+    if (!m->plans)
+        return err_set(e, "out of memory planning the model's products");
+    GemmPlan *p = m->plans;
+    const GemmType type = m->spec.precision == PRECISION_BF16 ? GEMM_BF16 : GEMM_F32;
+    for (int i = 0; i < m->num_layers; i++) {
+        Layer *l = &m->layers[i];
+        if (l->spec.kind != LAYER_DENSE)
+            continue;
+        const int in = (int)shape_size(l->in), out = l->spec.units, B = m->max_batch;
+        l->mm = p;
+        /* y[B,out] = x[B,in] W[in,out]; dW[in,out] += x^T dy[B,out]; dx[B,in] = dy W^T */
+        const GemmShape shapes[DENSE_PRODUCTS] = {
+            [DENSE_FWD] = {.m = B, .n = out, .k = in, .type = type},
+            [DENSE_DW] = {.m = in, .n = out, .k = B, .ta = 1, .batch_is_k = 1, .accumulate = 1,
+                          .type = type},
+            [DENSE_DX] = {.m = B, .n = in, .k = out, .tb = 1, .type = type},
+        };
+        for (int k = 0; k < DENSE_PRODUCTS; k++)
+            if (gemm_plan(p++, shapes[k], e))
+                return err_prefix(e, "layer %d (dense)", i + 1);
+    }
+    return 0;
+}
+
 int model_create(Model *m, const ModelSpec *spec, Shape input, int classes, int max_batch,
                  Error *e)
 {
@@ -380,6 +430,11 @@ int model_create(Model *m, const ModelSpec *spec, Shape input, int classes, int 
                        total * sizeof(float) >> 20);
     model_use_buffers(m, NULL, NULL);
     place_buffers(m, m->arena + 2 * m->param_floats + MODEL_CTRL_FLOATS);
+    link_bf16_inputs(m);
+    if (plan_products(m, e)) {
+        model_free(m);
+        return -1;
+    }
     return 0;
 }
 
@@ -423,6 +478,11 @@ void model_use_buffers(Model *m, float *params, float *grads)
 
 void model_free(Model *m)
 {
+    if (m->plans)
+        for (int i = 0; i < m->num_layers; i++)
+            for (int k = 0; m->layers[i].mm && k < DENSE_PRODUCTS; k++)
+                gemm_plan_free(&m->layers[i].mm[k]);
+    free(m->plans);
     free(m->arena);
     memset(m, 0, sizeof *m);
 }

@@ -54,7 +54,7 @@ void dense_forward(float *y, const float *x, const float *W, int B, int in, int 
 }
 
 void bias_act_dropout_forward(float *y, const float *b, int B, int out, int relu, float drop_p,
-                              uint64_t key, const uint64_t *sample_ids)
+                              uint64_t key, const uint64_t *sample_ids, bf16 *yb)
 {
     /* A unit is kept when its 32-bit draw is >= drop_p * 2^32. */
     const uint64_t threshold = (uint64_t)((double)drop_p * 4294967296.0);
@@ -68,6 +68,9 @@ void bias_act_dropout_forward(float *y, const float *b, int B, int out, int relu
         }
         if (drop_p > 0.0f) /* two 32-bit decisions per 64-bit draw */
             dropout_row(row, out, threshold, scale, rng_mix64(key ^ sample_ids[i]));
+        if (yb) /* while the row is in cache */
+            for (int j = 0; j < out; j++)
+                yb[(size_t)i * out + j] = bf16_from_float(row[j]);
     }
 }
 
@@ -77,6 +80,15 @@ void dense_backward(float *dx, float *dW, float *db, const float *dy, const floa
     /* dW[in,out] += x^T[in,B] · dy[B,out] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, B, 1.0f, x, in, dy, out, 1.0f,
                 dW, out);
+    bias_backward(db, dy, B, out);
+    /* dx[B,in] = dy[B,out] · W^T[out,in] */
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, in, out, 1.0f, dy, out, W, out,
+                    0.0f, dx, in);
+}
+
+void bias_backward(float *db, const float *dy, int B, int out)
+{
     /* db[j] += sum_i dy[i,j]: threads own column blocks, rows summed in order. */
 #pragma omp parallel
     {
@@ -93,10 +105,6 @@ void dense_backward(float *dx, float *dW, float *db, const float *dy, const floa
                 db[j] += row[j];
         }
     }
-    /* dx[B,in] = dy[B,out] · W^T[out,in] */
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, in, out, 1.0f, dy, out, W, out,
-                    0.0f, dx, in);
 }
 
 void relu_forward(float *y, size_t n)
@@ -160,12 +168,21 @@ void standardize(float *x, size_t n, float mean, float scale)
         x[i] = (x[i] - mean) * scale;
 }
 
-void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale)
+void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale, bf16 *dyb)
 {
     const size_t total = (size_t)B * n;
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < total; k++)
-        dy[k] = h[k] > 0.0f ? dy[k] * scale : 0.0f;
+    if (!dyb) {
+#pragma omp parallel for simd schedule(static)
+        for (size_t k = 0; k < total; k++)
+            dy[k] = h[k] > 0.0f ? dy[k] * scale : 0.0f;
+        return;
+    }
+#pragma omp parallel for simd schedule(static)
+    for (size_t k = 0; k < total; k++) {
+        const float v = h[k] > 0.0f ? dy[k] * scale : 0.0f;
+        dy[k] = v;
+        dyb[k] = bf16_from_float(v);
+    }
 }
 
 double softmax_xent(float *dlogits, int *pred, const float *logits, const uint8_t *labels, int B,

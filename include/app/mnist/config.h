@@ -27,6 +27,7 @@ typedef struct Config {
     int check_every;                   /* train: replica checksum every N steps */
     char augment[256];                 /* train: augmentation spec (augment.h) */
     char lr_schedule[16];              /* constant, cosine, step */
+    char precision[8];                 /* train: fp32 or bf16 (of the products) */
     float warmup_epochs, lr_min, lr_gamma, weight_decay, max_norm, label_smoothing;
     float clip_grad_norm;
     int lr_step_epochs, lr_scale_with_batch, patience, standardize;

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mnist/bf16.h"
+#include "mnist/gemm.h"
 #include "mnist/shape.h"
 #include "mnist/tensor.h"
 #include "mnist/util.h"
@@ -24,6 +26,14 @@ typedef enum {
     LAYER_FLATTEN, /* h x w x c -> 1 x 1 x hwc, in place (dense flattens by itself) */
     LAYER_KINDS
 } LayerKind;
+
+/* The precision of a model's products: fp32, or bf16 copies of the weights
+ * and activations into products that sum in fp32 (the parameters, their
+ * gradients, the loss and every element-wise step stay fp32). */
+typedef enum { PRECISION_FP32, PRECISION_BF16 } Precision;
+
+/* A dense layer's products, planned by the model. */
+enum { DENSE_FWD, DENSE_DW, DENSE_DX, DENSE_PRODUCTS };
 
 /* A layer as the user asked for it (the fields its kind uses). */
 typedef struct LayerSpec {
@@ -64,6 +74,13 @@ typedef struct Layer {
     LayerTensor tensors[LAYER_MAX_TENSORS];
     size_t scratch_floats;
     int slots;       /* conv: threads its scratch serves (the team size at setup) */
+    Precision precision; /* dense: of its products */
+    int max_rows;    /* the rows its buffers hold (the model's max_batch) */
+    bf16 *next_x;    /* bf16 dense: the next dense layer's bf16 input, which its output pass
+                        writes (NULL: none) */
+    int x_given;     /* bf16 dense: the previous layer writes its bf16 input */
+    GemmPlan *mm;    /* dense: its DENSE_PRODUCTS products (owned by the model; NULL in a
+                        layout without buffers) */
     float *act;      /* its output [max_batch, shape_size(out)] in the arena (in place: the
                         input's) */
     float *scratch;
@@ -97,6 +114,9 @@ typedef struct LayerOps {
 
 /* The table entry of kind k. */
 const LayerOps *layer_ops(LayerKind k);
+
+/* A bf16 dense layer's copy of its input (in its scratch). */
+bf16 *layer_bf16_input(const Layer *l);
 
 /* The kind named name ("dense"), or -1. */
 int layer_kind_named(const char *name);

@@ -21,6 +21,7 @@
 
 /* What a network is made of, as the user wrote it (see model_spec_parse). */
 typedef struct ModelSpec {
+    Precision precision; /* of the products (not part of the layer list's text) */
     int count;
     LayerSpec layers[MODEL_MAX_LAYERS];
 } ModelSpec;
@@ -38,7 +39,8 @@ typedef struct Model {
     float in_mean, in_scale; /* inputs become (x - in_mean) * in_scale (0, 1: as they are) */
     size_t num_params;     /* true parameter count */
     size_t param_floats;   /* length of params and grads (tensors padded to 64 bytes) */
-    float *arena;          /* the one allocation */
+    float *arena;          /* the one allocation of numbers */
+    GemmPlan *plans;       /* every dense layer's products (Layer.mm points here) */
     float *params, *grads; /* the flat vectors (may point into shared memory) */
     float *ctrl;           /* MODEL_CTRL_FLOATS floats right after grads: flags summed with the
                               gradients, so they cost no extra message */

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mnist/bf16.h"
+
 /* The BLAS the build chose (CMake's BLA_VENDOR: OpenBLAS, BLIS as FLAME, or
  * a generic CBLAS): ops_blas_threads sets the threads its products use (a
  * generic BLAS follows OpenMP's setting); ops_blas_config names it and its
@@ -23,9 +25,10 @@ void dense_forward(float *y, const float *x, const float *W, int B, int in, int 
  * dropout: y = keep ? y / (1 - drop_p) : 0, with keep drawn from the stream
  * rng_mix64(key ^ sample_ids[i]) so a sample's mask depends only on (key,
  * sample id), never on its position, rank or thread. drop_p = 0 disables
- * dropout (sample_ids may then be NULL). */
+ * dropout (sample_ids may then be NULL). yb (optional): also receives the
+ * result as bf16 (the next bf16 layer's input), written while it is in cache. */
 void bias_act_dropout_forward(float *y, const float *b, int B, int out, int relu, float drop_p,
-                              uint64_t key, const uint64_t *sample_ids);
+                              uint64_t key, const uint64_t *sample_ids, bf16 *yb);
 
 /* Backward of y = x · W + b (differentiates dense_forward + the bias add):
  *   dW[in,out] += x^T · dy,  db[out] += sum over rows of dy   (accumulate),
@@ -36,8 +39,13 @@ void dense_backward(float *dx, float *dW, float *db, const float *dy, const floa
 
 /* Backward of relu + inverted dropout given the forward output h[B,n]:
  * dy *= (h > 0) ? scale : 0, with scale = 1 / (1 - drop_p). h > 0 exactly
- * when the unit was both active and kept, so no mask needs to be stored. */
-void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale);
+ * when the unit was both active and kept, so no mask needs to be stored.
+ * dyb (optional): also receives the result as bf16 (for bf16 products). */
+void relu_dropout_backward(float *dy, const float *h, int B, int n, float scale, bf16 *dyb);
+
+/* db[j] += sum_i dy[i, j] over B rows (threads own column blocks; rows are
+ * summed in order, so the result does not depend on the thread count). */
+void bias_backward(float *db, const float *dy, int B, int out);
 
 /* Standalone element-wise layers (when not fused into a dense layer's output
  * pass), in place on n = B x width floats. relu_backward: dy = y > 0 ? dy : 0
