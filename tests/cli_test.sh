@@ -40,7 +40,8 @@ expect() {
   && pass "--help" || fail "--help"
 "$BIN" --version >"$T/out" 2>&1 && grep -q "mnist-dist 0" "$T/out" && grep -q "^MPI: .*[0-9]" "$T/out" \
   && grep -q "^BLAS: " "$T/out" && grep -q "^HDF5: *1\." "$T/out" && grep -q "^target: " "$T/out" \
-  && pass "--version names the build's MPI, BLAS, HDF5 and target" || fail "--version: $(cat "$T/out")"
+  && grep -Eq "^oneDNN: *(oneDNN [0-9]|none)" "$T/out" \
+  && pass "--version names the build's MPI, BLAS, oneDNN, HDF5 and target" || fail "--version: $(cat "$T/out")"
 "$BIN" convert --help >"$T/out" 2>&1 && grep -q "usage: mnist-dist convert" "$T/out" \
   && pass "convert --help" || fail "convert --help"
 expect "unknown flag" 2 "^mnist-dist: error: unknown option '--bogus'" "$BIN" --bogus
@@ -135,6 +136,22 @@ expect "--model kernel larger than the images, 2 ranks" 1 \
   "${MPIRUN[@]}" 2 "$BIN" --train "$T/good.h5" --test "$T/good.h5" --val-split 0 --quiet --batch-size 2 \
   --model conv:8x29x29 --out "$T/run-k29"
 [[ ! -e $T/run-k29 ]] && pass "a refused --model leaves no run directory" || fail "run-k29 left behind"
+# --precision: a bad value is a usage error; bf16 on a CPU without it (oneDNN's
+# own DNNL_MAX_CPU_ISA caps the instruction set it may use, as on a CPU
+# without AVX512_BF16) is refused on every rank, once, before any work
+expect "--precision fp16" 2 "--precision: 'fp16' is not one of fp32, bf16" "$BIN" --precision fp16
+if "$BIN" --version | grep -q "^oneDNN: *oneDNN"; then
+  DNNL_MAX_CPU_ISA=AVX512_CORE expect "--precision bf16 without AVX512_BF16, 2 ranks: refused once" 1 \
+    "--precision bf16 needs a CPU with AVX512_BF16 or AMX; oneDNN finds avx512_core here" \
+    "${MPIRUN[@]}" 2 "$BIN" --train "$T/good.h5" --test "$T/good.h5" --val-split 0 --quiet \
+    --batch-size 2 --precision bf16 --out "$T/run-nobf16"
+  [[ ! -e $T/run-nobf16 ]] && pass "a refused --precision leaves no run directory" \
+    || fail "run-nobf16 left behind"
+else
+  expect "--precision bf16 without oneDNN" 1 "this build has no oneDNN" \
+    "$BIN" --train "$T/good.h5" --test "$T/good.h5" --val-split 0 --quiet --precision bf16 \
+    --out "$T/run-nobf16"
+fi
 expect "a 47-class model refuses 10-class data" 1 "good.h5: the data declares 10 classes but the model .* has 47" \
   "$BIN" evaluate --model "$T/emnist-run/checkpoints/epoch-0001.h5" --data "$T/good.h5" --out "$T/ev47"
 

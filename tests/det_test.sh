@@ -3,7 +3,8 @@
 # bit-identical weights and Adam state (checkpoint tensors compared exactly)
 # after training with 1, 2, 3, 4 and 8 ranks (8 oversubscribed) and 1 or 2
 # OpenMP threads per rank, and after a run stopped at an epoch boundary and
-# resumed with a different rank count; the same for a small CNN; also with augmentation,
+# resumed with a different rank count; the same for a small CNN, and for
+# both in bf16 (--precision bf16) where the CPU has it; also with augmentation,
 # standardisation and the regularisers on. Without --deterministic the
 # 1-rank and 2-rank weights differ (so the comparison can fail).
 # Under the sanitizers (MNIST_TEST_SANITIZED=1) only 1-3 ranks run: the
@@ -87,6 +88,25 @@ train cnnhalf 3 1 --deterministic --epochs 1 "${cnn[@]}"
 train cnnhalf 2 1 --deterministic --epochs 2 --resume auto "${cnn[@]}"
 same cnnref cnnhalf 2 && pass "CNN, 3 ranks for epoch 1, resumed on 2 ranks: bit-identical to 1 rank" \
   || fail "CNN resume with a different rank count differs"
+# bf16 products (--precision bf16): the same bits at 1 x 1, 1 x 2, 2 x 1 and
+# 3 x 1 for the MLP and the CNN, and not the bits of fp32 (so bf16 really ran)
+if "$BIN" --version | grep -q "bf16 native"; then
+  train bf16ref 1 1 --deterministic --epochs 2 --precision bf16
+  same ref bf16ref 2 && fail "bf16 gave fp32's bits (did it run in bf16?)" \
+    || pass "bf16 differs from fp32, as it must"
+  for run in "1 2" "2 1" "3 1"; do
+    read -r np t <<<"$run"
+    train "bf16r${np}t$t" "$np" "$t" --deterministic --epochs 2 --precision bf16
+    same bf16ref "bf16r${np}t$t" 2 && pass "bf16, $np rank(s) x $t thread(s): bit-identical to 1 x 1" \
+      || fail "bf16, $np rank(s) x $t thread(s) differ from 1 x 1"
+  done
+  train bf16cnnref 1 1 --deterministic --epochs 2 --precision bf16 "${cnn[@]}"
+  train bf16cnn2 2 1 --deterministic --epochs 2 --precision bf16 "${cnn[@]}"
+  same bf16cnnref bf16cnn2 2 && pass "bf16 CNN, 2 ranks: bit-identical to 1 rank" \
+    || fail "bf16 CNN, 2 ranks differ from 1 rank"
+else
+  echo "skip  bf16 (no native bf16 on this CPU: $("$BIN" --version | grep oneDNN))"
+fi
 # the comparison can fail: the default mode sums in floating point
 train fast1 1 1 --epochs 2
 train fast2 2 1 --epochs 2

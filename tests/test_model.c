@@ -211,7 +211,7 @@ static void test_conv_reference_and_threads(void)
             b[k] = 0.1f * (float)k;
         for (size_t k = 0; k < B * out; k++)
             dy[k] = rng_uniform(7, k) - 0.5f;
-        conv_forward(y, x, W, b, B, &g, 0, work, 2);
+        conv_forward(y, x, W, b, B, &g, 0, work, 2, NULL);
         double worst = 0.0;
         for (int i = 0; i < B; i++)
             for (int oy = 0; oy < g.oh; oy++)
@@ -234,9 +234,9 @@ static void test_conv_reference_and_threads(void)
                     }
         CU_ASSERT(worst < 1e-5);
         omp_set_threads_for_test(1);
-        conv_backward(dx1, dW1, dW1 + nw, dy, x, NULL, W, B, &g, work, 2);
+        conv_backward(dx1, dW1, dW1 + nw, dy, x, NULL, W, B, &g, work, 2, NULL);
         omp_set_threads_for_test(2);
-        conv_backward(dx2, dW2, dW2 + nw, dy, x, NULL, W, B, &g, work, 2);
+        conv_backward(dx2, dW2, dW2 + nw, dy, x, NULL, W, B, &g, work, 2, NULL);
         CU_ASSERT(memcmp(dx1, dx2, B * in * 4) == 0);
         CU_ASSERT(memcmp(dW1, dW2, (nw + g.f) * 4) == 0);
         /* <dy, conv(x)> is linear in x: its gradient dx must satisfy

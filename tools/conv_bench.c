@@ -80,10 +80,10 @@ static void ours_run(void *p)
 {
     Ours *o = p;
     if (o->which == 0)
-        conv_forward(o->m->y, o->m->x, o->m->W, o->m->b, o->B, o->g, 0, o->work, o->slots);
+        conv_forward(o->m->y, o->m->x, o->m->W, o->m->b, o->B, o->g, 0, o->work, o->slots, NULL);
     else /* backward: data and weights in one pass (the trainer's call) */
         conv_backward(o->need_dx ? o->m->dx : NULL, o->m->dW, o->m->db, o->m->dy, o->m->x, NULL, o->m->W, o->B, o->g,
-                      o->work, o->slots);
+                      o->work, o->slots, NULL);
 }
 
 typedef struct Prim {

@@ -12,6 +12,7 @@
 #include "mnist/config.h"
 #include "mnist/convert.h"
 #include "mnist/evaluate.h"
+#include "mnist/gemm.h"
 #include "mnist/h5data.h"
 #include "mnist/h5safe.h"
 #include "mnist/h5util.h"
@@ -28,6 +29,10 @@ static void print_version(void)
     printf("mnist-dist %s\n", MNIST_VERSION);
     printf("MPI:      %s\n", mpi);
     printf("BLAS:     %s\n", ops_blas_config());
+    const char *isa;
+    const int native = gemm_bf16_native(&isa);
+    printf("oneDNN:   %s%s\n", gemm_dnnl_version(),
+           !gemm_have_dnnl() ? "" : native ? ", bf16 native" : ", no bf16 on this CPU");
     printf("HDF5:     %u.%u.%u (parallel)\n", maj, min, rel);
 #ifdef __clang__
     printf("target:   %s, built with clang %s\n", MNIST_TARGET, __clang_version__);

@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 
+#include "mnist/gemm.h"
 #include "mnist/h5data.h"
 #include "mnist/h5safe.h"
 #include "mnist/ops.h"
@@ -300,6 +301,6 @@ void rt_versions(char *buf, size_t size)
     H5get_libversion(&maj, &min, &rel);
     char mpi[128];
     comm_library_version(mpi, sizeof mpi);
-    snprintf(buf, size, "mnist-dist %s; HDF5 %u.%u.%u; %s; %s", MNIST_VERSION, maj, min, rel, mpi,
-             ops_blas_config());
+    snprintf(buf, size, "mnist-dist %s; HDF5 %u.%u.%u; %s; %s; %s", MNIST_VERSION, maj, min, rel,
+             mpi, ops_blas_config(), gemm_dnnl_version());
 }

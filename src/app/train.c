@@ -214,9 +214,6 @@ static int build(Trainer *t)
                                model_spec_append(&spec, (LayerSpec){.kind = LAYER_DENSE,
                                                                     .units = t->classes}, e))
         return -1;
-    const char *f32 = getenv("MNIST_FP32_GEMM");
-    if (f32 && strcmp(f32, "onednn") == 0 && gemm_have_dnnl())
-        gemm_set_f32_backend(GEMM_BACKEND_DNNL);
     if (strcmp(c->precision, "bf16") == 0) {
         const char *isa;
         if (!gemm_have_dnnl())

@@ -11,10 +11,6 @@
 #endif
 
 #define FLOATS_PER_LINE 16
-/* Below this many columns of im2col (kh * kw * c: 9 for a 3x3 kernel on grey
- * images) a GEMM call costs more than it computes: plain loops, vectorised
- * over the filters, instead. */
-#define CONV_SMALL_K 16
 
 static size_t pad16(size_t n) { return (n + FLOATS_PER_LINE - 1) / FLOATS_PER_LINE * FLOATS_PER_LINE; }
 
@@ -32,6 +28,44 @@ size_t conv_work_floats(const ConvGeom *g, int B, int slots)
 {
     const size_t chunks = ((size_t)B + CONV_CHUNK - 1) / CONV_CHUNK;
     return (size_t)slots * col_floats(g) + chunks * partial_floats(g);
+}
+
+/* ---- bf16 ---------------------------------------------------------------- */
+
+#define BF16_PER_LINE 32
+static size_t pad32(size_t n) { return (n + BF16_PER_LINE - 1) / BF16_PER_LINE * BF16_PER_LINE; }
+
+int conv_uses_bf16(const ConvGeom *g) { return g->kh * g->kw * g->c >= CONV_SMALL_K; }
+
+/* bf16 elements per thread: one sample's im2col rows, then its dy. */
+static size_t bf16_slot(const ConvGeom *g)
+{
+    const size_t M = (size_t)g->oh * g->ow;
+    return pad32(M * g->kh * g->kw * g->c) + pad32(M * g->f);
+}
+
+size_t conv_bf16_floats(const ConvGeom *g, int slots)
+{
+    const size_t w = pad32((size_t)g->kh * g->kw * g->c * g->f);
+    return (w + (size_t)slots * bf16_slot(g)) / 2;
+}
+
+void conv_bf16_shapes(const ConvGeom *g, GemmShape shapes[CONV_PRODUCTS])
+{
+    const int M = g->oh * g->ow, K = g->kh * g->kw * g->c, F = g->f;
+    /* y[M,F] += col[M,K] W[K,F]; pW[K,F] += col^T dy[M,F]; dcol[M,K] = dy W^T */
+    shapes[CONV_FWD] = (GemmShape){.m = M, .n = F, .k = K, .accumulate = 1, .type = GEMM_BF16};
+    shapes[CONV_DW] = (GemmShape){.m = K, .n = F, .k = M, .ta = 1, .batch_is_k = 1,
+                                  .accumulate = 1, .type = GEMM_BF16};
+    shapes[CONV_DX] = (GemmShape){.m = M, .n = K, .k = F, .tb = 1, .type = GEMM_BF16};
+}
+
+/* dst[i] = bf16(src[i]) on this thread alone (inside the sample loop). */
+static void to_bf16(bf16 *dst, const float *src, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        dst[i] = bf16_from_float(src[i]);
 }
 
 /* A 1x1 kernel at stride 1 without padding reads the sample as it is. */
@@ -157,10 +191,12 @@ static void small_nt(float *C, const float *A, const float *B, int M, int N, int
 }
 
 void conv_forward(float *y, const float *x, const float *W, const float *b, int B,
-                  const ConvGeom *g, int relu, float *work, int slots)
+                  const ConvGeom *g, int relu, float *work, int slots, const ConvBf16 *h)
 {
     const int M = g->oh * g->ow, K = g->kh * g->kw * g->c, F = g->f;
     const size_t in = (size_t)g->h * g->w * g->c, out = (size_t)M * F;
+    if (h)
+        bf16_convert(h->W, W, (size_t)K * F);
 #pragma omp parallel for schedule(static) num_threads(team(slots))
     for (int i = 0; i < B; i++) {
         float *col = work + (size_t)thread_id() * col_floats(g);
@@ -172,11 +208,16 @@ void conv_forward(float *y, const float *x, const float *W, const float *b, int 
             im2col(col, xi, g);
         for (int r = 0; r < M; r++) /* y = b, then y += col · W */
             memcpy(yi + (size_t)r * F, b, sizeof(float) * (size_t)F);
-        if (K < CONV_SMALL_K)
+        if (K < CONV_SMALL_K) {
             small_nn(yi, col, W, M, F, K);
-        else
+        } else if (h) {
+            bf16 *cb = h->work + (size_t)thread_id() * bf16_slot(g);
+            to_bf16(cb, col, (size_t)M * K);
+            gemm_run(&h->plans[thread_id() * CONV_PRODUCTS + CONV_FWD], M, cb, h->W, yi);
+        } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, col, K, W, F,
                         1.0f, yi, F);
+        }
         if (relu) /* while the sample's output is in cache */
             for (size_t k = 0; k < out; k++)
                 yi[k] = yi[k] > 0.0f ? yi[k] : 0.0f;
@@ -186,8 +227,12 @@ void conv_forward(float *y, const float *x, const float *W, const float *b, int 
 /* One chunk's samples [i0, i1): their dW, db into partial (overwritten) and,
  * when dx is set, their input gradients. */
 static void backward_chunk(float *dx, float *partial, float *dy, const float *x, const float *y,
-                           const float *W, int i0, int i1, const ConvGeom *g, float *col)
+                           const float *W, int i0, int i1, const ConvGeom *g, float *col,
+                           const ConvBf16 *h)
 {
+    bf16 *cb = h ? h->work + (size_t)thread_id() * bf16_slot(g) : NULL;
+    bf16 *dyb = cb ? cb + pad32((size_t)g->oh * g->ow * g->kh * g->kw * g->c) : NULL;
+    GemmPlan *plan = h ? &h->plans[thread_id() * CONV_PRODUCTS] : NULL;
     const int M = g->oh * g->ow, K = g->kh * g->kw * g->c, F = g->f;
     const size_t in = (size_t)g->h * g->w * g->c, out = (size_t)M * F;
     float *pW = partial, *pb = partial + (size_t)K * F;
@@ -206,11 +251,17 @@ static void backward_chunk(float *dx, float *partial, float *dy, const float *x,
             cx = col;
         }
         /* pW[K, F] += col^T[K, M] · dy[M, F] */
-        if (K < CONV_SMALL_K)
+        const int use_bf16 = h && K >= CONV_SMALL_K;
+        if (K < CONV_SMALL_K) {
             small_tn(pW, cx, dyi, M, F, K);
-        else
+        } else if (use_bf16) {
+            to_bf16(cb, cx, (size_t)M * K);
+            to_bf16(dyb, dyi, (size_t)M * F);
+            gemm_run(&plan[CONV_DW], M, cb, dyb, pW);
+        } else {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, F, M, 1.0f, cx, K, dyi, F,
                         1.0f, pW, F);
+        }
         for (int r = 0; r < M; r++)
             for (int j = 0; j < F; j++)
                 pb[j] += dyi[(size_t)r * F + j];
@@ -222,6 +273,8 @@ static void backward_chunk(float *dx, float *partial, float *dy, const float *x,
         float *dcol = is_pointwise(g) ? dxi : col;
         if (K < CONV_SMALL_K)
             small_nt(dcol, dyi, W, M, F, K);
+        else if (use_bf16)
+            gemm_run(&plan[CONV_DX], M, dyb, h->W, dcol);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, F, 1.0f, dyi, F, W, F, 0.0f,
                         dcol, K);
@@ -231,7 +284,8 @@ static void backward_chunk(float *dx, float *partial, float *dy, const float *x,
 }
 
 void conv_backward(float *dx, float *dW, float *db, float *dy, const float *x, const float *y,
-                   const float *W, int B, const ConvGeom *g, float *work, int slots)
+                   const float *W, int B, const ConvGeom *g, float *work, int slots,
+                   const ConvBf16 *h)
 {
     const int K = g->kh * g->kw * g->c, F = g->f;
     const int chunks = (B + CONV_CHUNK - 1) / CONV_CHUNK;
@@ -243,7 +297,7 @@ void conv_backward(float *dx, float *dW, float *db, float *dy, const float *x, c
         for (int q = 0; q < chunks; q++) {
             const int i0 = q * CONV_CHUNK, i1 = i0 + CONV_CHUNK < B ? i0 + CONV_CHUNK : B;
             backward_chunk(dx, partials + (size_t)q * pf, dy, x, y, W, i0, i1, g,
-                           work + (size_t)thread_id() * col_floats(g));
+                           work + (size_t)thread_id() * col_floats(g), h);
         }
         /* the chunks' sums in chunk order; threads own element ranges */
 #pragma omp for schedule(static)

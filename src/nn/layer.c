@@ -211,10 +211,49 @@ static int conv_setup(Layer *l, Error *e)
     return 0;
 }
 
+static int conv_bf16(const Layer *l)
+{
+    const ConvGeom g = conv_geom(l);
+    return l->precision == PRECISION_BF16 && conv_uses_bf16(&g);
+}
+
 static size_t conv_scratch(const Layer *l, int max_batch)
 {
     const ConvGeom g = conv_geom(l);
-    return conv_work_floats(&g, max_batch, l->slots);
+    return conv_work_floats(&g, max_batch, l->slots) +
+           (conv_bf16(l) ? conv_bf16_floats(&g, l->slots) : 0);
+}
+
+/* A bf16 convolution's products and buffers (after its fp32 workspace). */
+static ConvBf16 conv_bf16_of(const Layer *l)
+{
+    const ConvGeom g = conv_geom(l);
+    bf16 *w = (bf16 *)(l->scratch + conv_work_floats(&g, l->max_rows, l->slots));
+    const size_t nw = (size_t)g.kh * g.kw * g.c * g.f;
+    return (ConvBf16){.plans = l->mm, .W = w, .work = w + (nw + 31) / 32 * 32};
+}
+
+int layer_products(const Layer *l, GemmShape *shapes)
+{
+    if (l->spec.kind == LAYER_DENSE) {
+        const int in = (int)shape_size(l->in), out = l->spec.units, B = l->max_rows;
+        const GemmType type = l->precision == PRECISION_BF16 ? GEMM_BF16 : GEMM_F32;
+        if (!shapes)
+            return DENSE_PRODUCTS;
+        /* y[B,out] = x[B,in] W[in,out]; dW[in,out] += x^T dy[B,out]; dx[B,in] = dy W^T */
+        shapes[DENSE_FWD] = (GemmShape){.m = B, .n = out, .k = in, .type = type};
+        shapes[DENSE_DW] = (GemmShape){.m = in, .n = out, .k = B, .ta = 1, .batch_is_k = 1,
+                                       .accumulate = 1, .type = type};
+        shapes[DENSE_DX] = (GemmShape){.m = B, .n = in, .k = out, .tb = 1, .type = type};
+        return DENSE_PRODUCTS;
+    }
+    if (l->spec.kind == LAYER_CONV && conv_bf16(l)) {
+        const ConvGeom g = conv_geom(l);
+        for (int t = 0; shapes && t < l->slots; t++)
+            conv_bf16_shapes(&g, shapes + t * CONV_PRODUCTS);
+        return l->slots * CONV_PRODUCTS;
+    }
+    return 0;
 }
 
 static void conv_init(const Layer *l, float *params, uint64_t seed)
@@ -233,16 +272,18 @@ static void conv_init(const Layer *l, float *params, uint64_t seed)
 static void conv_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y, int B)
 {
     const ConvGeom g = conv_geom(l);
+    const ConvBf16 h = conv_bf16(l) ? conv_bf16_of(l) : (ConvBf16){0};
     conv_forward(y, x, W_of(l, c->params), b_of(l, c->params), B, &g, l->relu, l->scratch,
-                 l->slots);
+                 l->slots, h.plans ? &h : NULL);
 }
 
 static void conv_backward_layer(const Layer *l, const LayerCtx *c, const float *x, const float *y,
                                 float *dy, float *dx, int B)
 {
     const ConvGeom g = conv_geom(l);
+    const ConvBf16 h = conv_bf16(l) ? conv_bf16_of(l) : (ConvBf16){0};
     conv_backward(dx, W_of(l, c->grads), b_of(l, c->grads), dy, x, l->relu ? y : NULL,
-                  W_of(l, c->params), B, &g, l->scratch, l->slots);
+                  W_of(l, c->params), B, &g, l->scratch, l->slots, h.plans ? &h : NULL);
 }
 
 /* ---- maxpool: y = max over each window (first max wins in backward) ---------- */

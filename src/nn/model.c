@@ -379,34 +379,33 @@ static void link_bf16_inputs(Model *m)
     }
 }
 
-/* Plans every dense layer's three products for batches up to max_batch. */
+/* Plans every layer's products (layer_products) for batches up to max_batch. */
 static int plan_products(Model *m, Error *e)
 {
-    int dense = 0;
-    for (int i = 0; i < m->num_layers; i++)
-        dense += m->layers[i].spec.kind == LAYER_DENSE;
-    m->plans = calloc((size_t)dense * DENSE_PRODUCTS + 1, sizeof *m->plans);
-    if (!m->plans)
+    size_t total = 0, most = 1;
+    for (int i = 0; i < m->num_layers; i++) {
+        const size_t n = (size_t)layer_products(&m->layers[i], NULL);
+        total += n;
+        most = n > most ? n : most;
+    }
+    m->plans = calloc(total + 1, sizeof *m->plans);
+    GemmShape *shapes = malloc(most * sizeof *shapes);
+    if (!m->plans || !shapes) {
+        free(shapes);
         return err_set(e, "out of memory planning the model's products");
+    }
     GemmPlan *p = m->plans;
-    const GemmType type = m->spec.precision == PRECISION_BF16 ? GEMM_BF16 : GEMM_F32;
     for (int i = 0; i < m->num_layers; i++) {
         Layer *l = &m->layers[i];
-        if (l->spec.kind != LAYER_DENSE)
-            continue;
-        const int in = (int)shape_size(l->in), out = l->spec.units, B = m->max_batch;
-        l->mm = p;
-        /* y[B,out] = x[B,in] W[in,out]; dW[in,out] += x^T dy[B,out]; dx[B,in] = dy W^T */
-        const GemmShape shapes[DENSE_PRODUCTS] = {
-            [DENSE_FWD] = {.m = B, .n = out, .k = in, .type = type},
-            [DENSE_DW] = {.m = in, .n = out, .k = B, .ta = 1, .batch_is_k = 1, .accumulate = 1,
-                          .type = type},
-            [DENSE_DX] = {.m = B, .n = in, .k = out, .tb = 1, .type = type},
-        };
-        for (int k = 0; k < DENSE_PRODUCTS; k++)
-            if (gemm_plan(p++, shapes[k], e))
-                return err_prefix(e, "layer %d (dense)", i + 1);
+        const int n = layer_products(l, shapes);
+        l->mm = n ? p : NULL;
+        for (int k = 0; k < n; k++, l->num_mm++)
+            if (gemm_plan(p++, shapes[k], e)) {
+                free(shapes);
+                return err_prefix(e, "layer %d (%s)", i + 1, layer_ops(l->spec.kind)->name);
+            }
     }
+    free(shapes);
     return 0;
 }
 
@@ -480,7 +479,7 @@ void model_free(Model *m)
 {
     if (m->plans)
         for (int i = 0; i < m->num_layers; i++)
-            for (int k = 0; m->layers[i].mm && k < DENSE_PRODUCTS; k++)
+            for (int k = 0; k < m->layers[i].num_mm; k++)
                 gemm_plan_free(&m->layers[i].mm[k]);
     free(m->plans);
     free(m->arena);

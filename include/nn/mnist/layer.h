@@ -79,7 +79,8 @@ typedef struct Layer {
     bf16 *next_x;    /* bf16 dense: the next dense layer's bf16 input, which its output pass
                         writes (NULL: none) */
     int x_given;     /* bf16 dense: the previous layer writes its bf16 input */
-    GemmPlan *mm;    /* dense: its DENSE_PRODUCTS products (owned by the model; NULL in a
+    int num_mm;      /* plans at mm */
+    GemmPlan *mm;    /* dense: its DENSE_PRODUCTS products; bf16 conv: per slot (owned by the model; NULL in a
                         layout without buffers) */
     float *act;      /* its output [max_batch, shape_size(out)] in the arena (in place: the
                         input's) */
@@ -114,6 +115,11 @@ typedef struct LayerOps {
 
 /* The table entry of kind k. */
 const LayerOps *layer_ops(LayerKind k);
+
+/* The matrix products layer l runs through the gemm module (dense: its
+ * DENSE_PRODUCTS; a bf16 conv: CONV_PRODUCTS per thread slot), written into
+ * shapes unless it is NULL; returns how many. */
+int layer_products(const Layer *l, GemmShape *shapes);
 
 /* A bf16 dense layer's copy of its input (in its scratch). */
 bf16 *layer_bf16_input(const Layer *l);
