@@ -26,7 +26,7 @@ done
 groff -man -Tutf8 -ww -z "$MAN" 2>"$T/groff.log" && [[ ! -s $T/groff.log ]] \
   && pass "the manual renders without a warning" || { fail "groff warnings"; cat "$T/groff.log"; }
 missing=""
-for cmd in train convert evaluate predict; do
+for cmd in train convert evaluate predict export; do
   if [[ $cmd == train ]]; then help=$("$BIN" --help); else help=$("$BIN" "$cmd" --help); fi
   for opt in $(grep -oE '^  --[a-z0-9-]+' <<<"$help"); do
     grep -qF "\\fB${opt//-/\\-}\\fR" "$MAN" || missing+=" $cmd:$opt"

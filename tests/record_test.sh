@@ -103,7 +103,7 @@ grep -q "(epoch 2; epoch 1 pays for warm-up)" "$md" && grep -q "cosine from 0.00
 
 # --- 8. the README is up to date with --help ---------------------------------------------
 missing=""
-for cmd in train evaluate predict convert; do
+for cmd in train evaluate predict convert export; do
   for opt in $("$BIN" $cmd --help | grep -oE '^  --[a-z0-9-]+' | tr -d ' '); do
     grep -q -- "$opt" "$SRC/README.md" || missing+=" $cmd:$opt"
   done
@@ -116,7 +116,7 @@ while IFS= read -r line; do
   args=${line#*mnist-dist}
   args=${args%%#*}
   sub=$(awk '{print $1}' <<<"$args")
-  [[ $sub == convert || $sub == evaluate || $sub == predict ]] || sub=""
+  [[ $sub == convert || $sub == evaluate || $sub == predict || $sub == export ]] || sub=""
   # options only (values and files are the README's examples): each must be the command's
   opts=$(grep -oE -- '--[a-z0-9-]+' <<<"$args" | sort -u)
   help=$("$BIN" $sub --help)

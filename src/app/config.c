@@ -137,6 +137,15 @@ static const Option PREDICT_OPTIONS[] = {
     OPT_QUIET("print only errors"),
 };
 
+static const Option EXPORT_OPTIONS[] = {
+    {"model", OPT_STR, F(model_path), "", 0, 0, "CKPT.h5", "checkpoint to export (required)"},
+    {"format", OPT_STR, F(export_format), "", 0, 0, "onnx|safetensors",
+     "onnx: the network with softmax (input [N,C,H,W] pixels / 255, opset 13); safetensors: "
+     "its tensors in PyTorch's layouts (required)"},
+    {"output", OPT_STR, F(export_path), "", 0, 0, "FILE", "the file written (required)"},
+    OPT_QUIET("print only errors"),
+};
+
 static const Option CONVERT_OPTIONS[] = {
     {"classes", OPT_INT, F(classes), "10", 2, 256, "N",
      "the class count the data holds: labels must be 0..N-1 (recorded in the HDF5 file)"},
@@ -161,7 +170,8 @@ static const struct Command {
      "failure, 2 a bad command line, 75 stopped. Other commands:\n"
      "  mnist-dist convert IN OUT                     CSV/IDX -> HDF5 (or CSV)\n"
      "  mnist-dist evaluate --model CKPT [--data F]   metrics and report of a checkpoint\n"
-     "  mnist-dist predict --model CKPT --input F     ImageId,Label predictions (Kaggle)\n"},
+     "  mnist-dist predict --model CKPT --input F     ImageId,Label predictions (Kaggle)\n"
+     "  mnist-dist export --model CKPT --format F --output OUT   ONNX or safetensors\n"},
     {"evaluate", TABLE(EVALUATE_OPTIONS),
      "usage: mnist-dist evaluate --model CKPT.h5 [--data TEST.h5] [--out DIR]\n\n"
      "Evaluates a checkpoint on labelled images, sharded across ranks, and writes\n"
@@ -170,6 +180,14 @@ static const struct Command {
      "usage: mnist-dist predict --model CKPT.h5 --input FILE [--output PRED.csv] [--probs]\n\n"
      "Predicts a label for every image of FILE and writes Kaggle's digit-recognizer\n"
      "submission format: a header, then ImageId (from 1),Label per image.\n"},
+    {"export", TABLE(EXPORT_OPTIONS),
+     "usage: mnist-dist export --model CKPT.h5 --format onnx|safetensors --output FILE\n\n"
+     "Writes a checkpoint's network for other frameworks: an ONNX model (input\n"
+     "[N,C,H,W] float32 pixels / 255 in [0,1], the checkpoint's standardisation\n"
+     "inside the graph, output probabilities [N,classes]), or its tensors as\n"
+     "safetensors named and shaped for a torch.nn.Sequential (layers.{i}.weight,\n"
+     "layers.{i}.bias; the modules are listed in its metadata). See README,\n"
+     "Interoperability. Nothing is left at FILE on failure.\n"},
     {"convert", TABLE(CONVERT_OPTIONS),
      "usage: mnist-dist convert [options] IN.csv OUT.h5\n"
      "       mnist-dist convert [options] IMAGES.idx LABELS.idx OUT.h5\n"
@@ -242,6 +260,20 @@ void config_defaults(Config *c)
             set_option(c, &COMMANDS[t].options[i], COMMANDS[t].options[i].def, NULL);
 }
 
+/* export's required options and its format. */
+static int check_export(const Config *c, Error *e)
+{
+    if (c->model_path[0] == '\0')
+        return err_set(e, "export needs --model CKPT.h5 (see --help)");
+    if (c->export_format[0] == '\0')
+        return err_set(e, "export needs --format onnx or --format safetensors (see --help)");
+    if (strcmp(c->export_format, "onnx") != 0 && strcmp(c->export_format, "safetensors") != 0)
+        return err_set(e, "--format: '%s' is not one of onnx, safetensors", c->export_format);
+    if (c->export_path[0] == '\0')
+        return err_set(e, "export needs --output FILE (see --help)");
+    return 0;
+}
+
 int config_parse(Config *c, int argc, char **argv, Error *e)
 {
     int i = 1;
@@ -253,7 +285,7 @@ int config_parse(Config *c, int argc, char **argv, Error *e)
     if (i < argc && argv[i][0] != '-') {
         if (!command_named(argv[i]))
             return err_set(e,
-                           "unknown command '%s' (commands: train, evaluate, predict, convert; "
+                           "unknown command '%s' (commands: train, evaluate, predict, convert, export; "
                            "see --help)",
                            argv[i]);
         snprintf(c->command, sizeof c->command, "%s", argv[i]);
@@ -346,6 +378,8 @@ int config_parse(Config *c, int argc, char **argv, Error *e)
     if ((strcmp(c->command, "evaluate") == 0 || strcmp(c->command, "predict") == 0) &&
         c->model_path[0] == '\0')
         return err_set(e, "%s needs --model CKPT.h5 (see --help)", c->command);
+    if (strcmp(c->command, "export") == 0 && check_export(c, e))
+        return -1;
     if (strcmp(c->command, "predict") == 0 && c->input_path[0] == '\0')
         return err_set(e, "predict needs --input FILE (.csv or .h5; see --help)");
     return 0;

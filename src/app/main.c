@@ -1,5 +1,5 @@
 /* main: starts MPI, parses the command line, and dispatches to train,
- * evaluate, predict or convert; every rank returns the same exit status.
+ * evaluate, predict, convert or export; every rank returns the same exit status.
  * No logic of its own. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include "mnist/config.h"
 #include "mnist/convert.h"
 #include "mnist/evaluate.h"
+#include "mnist/export.h"
 #include "mnist/gemm.h"
 #include "mnist/h5data.h"
 #include "mnist/h5safe.h"
@@ -56,10 +57,11 @@ int main(int argc, char **argv)
     Error e = {{0}};
     const int parsed = config_parse(&cfg, argc, argv, &e);
     /* Started alone (no mpirun/srun), commands that need no other rank skip
-     * MPI's start-up (about 0.3 s): convert, --help, --version, usage errors. */
+     * MPI's start-up (about 0.3 s): convert, export, --help, --version, usage errors. */
     const int launched = comm_launched();
     const int serial = !launched && (parsed != 0 || cfg.help || cfg.version ||
-                                     strcmp(cfg.command, "convert") == 0);
+                                     strcmp(cfg.command, "convert") == 0 ||
+                                     strcmp(cfg.command, "export") == 0);
     Comm comm;
     if (serial) {
         comm_init_serial(&comm);
@@ -89,6 +91,8 @@ int main(int argc, char **argv)
         status = evaluate_run(&cfg, &comm);
     } else if (strcmp(cfg.command, "predict") == 0) {
         status = predict_run(&cfg, &comm);
+    } else if (strcmp(cfg.command, "export") == 0) {
+        status = export_run(&cfg, &comm);
     } else {
         status = train_run(&cfg, &comm);
     }

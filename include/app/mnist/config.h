@@ -14,7 +14,7 @@
 #define CONFIG_MAX_POSITIONAL 4
 
 typedef struct Config {
-    char command[16]; /* "train", "evaluate", "predict" or "convert" */
+    char command[16]; /* "train", "evaluate", "predict", "convert" or "export" */
     char train_path[CONFIG_PATH_MAX], test_path[CONFIG_PATH_MAX], out_dir[CONFIG_PATH_MAX];
     char layers[256];
     char model_spec[1024]; /* train: --model, a preset or a layer list ("": --layers) */
@@ -23,6 +23,8 @@ typedef struct Config {
     char input_path[CONFIG_PATH_MAX];  /* predict: images to label */
     char output_path[CONFIG_PATH_MAX]; /* predict: the CSV written */
     int probs;                         /* predict: add class probabilities */
+    char export_format[16];            /* export: "onnx" or "safetensors" */
+    char export_path[CONFIG_PATH_MAX]; /* export: the file written */
     int log_every;                     /* train: progress line every N steps */
     int check_every;                   /* train: replica checksum every N steps */
     char augment[256];                 /* train: augmentation spec (augment.h) */
