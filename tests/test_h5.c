@@ -215,7 +215,7 @@ static void test_shapes_and_classes_from_the_file(void)
     h5_attr_write(f, "height", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[0]);
     h5_attr_write(f, "width", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[1]);
     H5Fclose(f);
-    expect_open_error(path, "rows hold 61 bytes but its height, width and channels attributes say 4x5x1");
+    expect_open_error(path, "rows hold 61 values but its height, width and channels attributes say 4x5x1");
     /* a written set keeps its shape and classes */
     snprintf(path, sizeof path, "%s/written.h5", dir);
     Dataset d = {0};
