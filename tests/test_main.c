@@ -20,7 +20,8 @@ static const struct {
     {"data_csv", test_data_csv_register}, {"h5", test_h5_register},
     {"ckpt", test_ckpt_register},     {"plot", test_plot_register},
     {"report", test_report_register}, {"augment", test_augment_register},
-    {"config", test_config_register},
+    {"config", test_config_register}, {"image", test_image_register},
+    {"npy", test_npy_register},
 };
 
 int main(int argc, char **argv)
