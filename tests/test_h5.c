@@ -314,7 +314,7 @@ static void test_h5py_layouts_and_names(void)
     Dataset r = {0};
     CU_ASSERT_FATAL(h5data_open_named(&h, path, &bad, H5P_DEFAULT, &e) == 0);
     CU_ASSERT(h5data_read(&h, 0, 300, &r, &e) == -1);
-    CU_ASSERT(strstr(e.msg, "/bad_x[123] holds 1.25 at pixel 7: float32 images must lie in 0..1") != NULL);
+    CU_ASSERT(strstr(e.msg, "/bad_x[123] holds 1.25 at pixel 7 (y 0, x 7): float32 images must lie in 0..1") != NULL);
     h5data_close(&h);
     CU_ASSERT_FATAL(h5data_open_named(&h, path, &badl, H5P_DEFAULT, &e) == 0);
     CU_ASSERT(h5data_read(&h, 0, 300, &r, &e) == -1);

@@ -548,9 +548,11 @@ int h5data_read(H5Data *h, size_t first, size_t count, Dataset *out, Error *e)
         return 0;
     dataset_free(out);
     if (img == 1)
-        return err_set(e, "%s: /%s[%zu] holds %g at pixel %zu: float32 images must lie in 0..1 "
-                          "(store 0..255 values as uint8)", h->path, h->images_name, bad_row,
-                       (double)bad_f, bad_px);
+        return err_set(e, "%s: /%s[%zu] holds %g at pixel %zu (y %zu, x %zu): float32 images "
+                          "must lie in 0..1 (store 0..255 values as uint8)", h->path,
+                       h->images_name, bad_row, (double)bad_f, bad_px,
+                       bad_px / ((size_t)h->shape.w * (size_t)h->shape.c),
+                       bad_px / (size_t)h->shape.c % (size_t)h->shape.w);
     if (lab == 1)
         return err_set(e, "%s: /%s[%zu] = %lld is outside 0..%d%s", h->path, h->labels_name,
                        bad_row, bad_label, h->classes - 1,
