@@ -53,7 +53,7 @@ static int decode_png(GreyImage *out, const uint8_t *buf, size_t n, const char *
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&img, buf, n)) {
-        err_set(e, "%s: damaged PNG (libpng: %s)", name, img.message);
+        err_set(e, "%s: damaged or truncated PNG (libpng: %s)", name, img.message);
         png_image_free(&img);
         return -1;
     }
