@@ -139,7 +139,8 @@ static const Option PREDICT_OPTIONS[] = {
     {"probs", OPT_FLAG, F(probs), "0", 0, 1, NULL, "add the class probabilities p0..p(C-1)"},
     OPT_DATASETS("an .h5 --input"),
     {"save-preprocessed", OPT_STR, F(save_preprocessed), "", 0, 0, "DIR",
-     "image inputs: also write the 28x28 images the network saw, as DIR/<name>.png"},
+     "image inputs: also write the 28x28 images the network saw, as DIR/<name without its "
+     "extension>.png"},
     OPT_THREADS,
     OPT_QUIET("print only errors"),
 };
