@@ -214,12 +214,15 @@ refuse "convert images + images (as labels)" "$IMG" "ok-idx-images.idx: this is 
 refuse "convert images + idx-labels-truncated.idx" "$BAD/idx-labels-truncated.idx" \
   "file is 10 bytes but its header \(5 labels\) needs exactly 13 bytes \(truncated\)" \
   "${RUN[@]}" "$BIN" convert "$IMG" "$BAD/idx-labels-truncated.idx" "@O@/out.h5"
-refuse "convert (an HDF5 file) out.csv" "$G/h5-good.h5" "h5-good.h5: this is an HDF5 file, not CSV" convert_csv "$G/h5-good.h5"
+# convert rewrites an HDF5 image set (h5py's too) as CSV or canonical HDF5
+accept "convert h5-good.h5 out.csv" "$BIN" convert "$G/h5-good.h5" "@O@/ok.csv"
+[[ $(wc -l <"$O/ok.csv") -eq 64 ]] || fail_now "convert h5-good.h5 out.csv: expected 64 rows"
 
 # --- HDF5 image sets: train --train, evaluate --data, predict --input (one also as --test)
 accept "evaluate --data h5-good.h5" evaluate_data "$G/h5-good.h5"
 # [N,28,28], the shape NumPy gives MNIST, is an image set like [N,784]
 accept "evaluate --data h5-images-3d.h5 ([N,28,28])" evaluate_data "$G/h5-images-3d.h5"
+accept "evaluate --data h5-labels-int32.h5 (int32 labels)" evaluate_data "$G/h5-labels-int32.h5"
 h5set() { # NAME REGEX
   local f=$G/$1 re="$1: $2"
   refuse "train --train $1" "$f" "$re" train_train "$f"
@@ -228,13 +231,13 @@ h5set() { # NAME REGEX
 }
 h5set h5-no-images.h5 "no /images dataset"
 h5set h5-no-datasets.h5 "no /images dataset"
-h5set h5-images-float32.h5 "/images must hold unsigned 8-bit integers"
-h5set h5-images-int8.h5 "/images must hold unsigned 8-bit integers"
-h5set h5-images-u16.h5 "/images must hold unsigned 8-bit integers"
-h5set h5-labels-int32.h5 "/labels must be a 1-D uint8 dataset"
+# float32 images must lie in 0..1 (this one holds 0..9); int32 labels are read
+h5set h5-images-float32.h5 "/images\[0\] holds 2 at pixel 2 \(y 0, x 2\): float32 images must lie in 0..1"
+h5set h5-images-int8.h5 "/images must hold uint8 \(0..255\) or float32 \(0..1\) values, found shape \[64,784\] of int8"
+h5set h5-images-u16.h5 "/images must hold uint8 \(0..255\) or float32 \(0..1\) values, found shape \[64,784\] of uint16"
 h5set h5-images-783-cols.h5 "/images must be \[N,H,W\], \[N,H,W,C\] \(C <= 4\) or \[N,P\] with P a square number of pixels \(or height/width attributes\), found shape \[64,783\]"
 h5set h5-images-1d.h5 "/images must be \[N,H,W\], \[N,H,W,C\] \(C <= 4\) or \[N,P\] .*found shape \[50176\]"
-h5set h5-labels-2d.h5 "/labels must be a 1-D uint8 dataset, found shape \[64,1\]"
+h5set h5-labels-2d.h5 "/labels must be a 1-D dataset of uint8, int32 or int64 labels, found shape \[64,1\] of uint8"
 h5set h5-images-is-group.h5 "/images is not a dataset"
 h5set h5-rows-mismatch.h5 "/labels has 63 rows but /images has 64"
 h5set h5-zero-rows.h5 "/images has no rows"
@@ -253,6 +256,79 @@ refuse "train --test h5-rows-mismatch.h5" "$G/h5-rows-mismatch.h5" "/labels has 
 refuse "train --test h5-label-12.h5" "$G/h5-label-12.h5" "/labels\[40\] = 12" train_test "$G/h5-label-12.h5"
 refuse "train --train (a CSV)" "$BAD/csv-short-row.csv" "not an HDF5 file \(convert it first" train_train "$BAD/csv-short-row.csv"
 refuse "evaluate --data (a checkpoint)" "$CKPT" "no /images dataset" evaluate_data "$CKPT"
+
+# --- NumPy (.npy, .npz) through convert, made here by numpy when it is installed ------
+if "${MNIST_PYTHON:-/usr/bin/python3}" -c "import numpy" 2>/dev/null; then
+  "${MNIST_PYTHON:-/usr/bin/python3}" - "$G" <<'PY'
+import sys, zipfile, numpy as np
+d = sys.argv[1]
+x = np.zeros((16, 28, 28), np.uint8); y = np.arange(16, dtype=np.uint8) % 10
+np.save(f"{d}/npy-ok-x.npy", x); np.save(f"{d}/npy-ok-y.npy", y)
+np.save(f"{d}/npy-f64.npy", x.astype(np.float64))
+np.save(f"{d}/npy-fortran.npy", np.asfortranarray(x))
+np.save(f"{d}/npy-big-endian.npy", x.astype(">f4"))
+np.save(f"{d}/npy-labels-15.npy", y[:15])
+b = open(f"{d}/npy-ok-x.npy", "rb").read()
+open(f"{d}/npy-truncated.npy", "wb").write(b[:-100])
+np.savez_compressed(f"{d}/npz-ok.npz", x_train=x, y_train=y)
+z = open(f"{d}/npz-ok.npz", "rb").read()
+open(f"{d}/npz-truncated.npz", "wb").write(z[: len(z) - 30])
+with zipfile.ZipFile(f"{d}/npz-ok.npz") as zf:
+    i = zf.getinfo("x_train.npy")
+flip = bytearray(z); flip[i.header_offset + 30 + len(i.filename) + len(i.extra) + 20] ^= 0xff
+open(f"{d}/npz-flipped.npz", "wb").write(bytes(flip))
+PY
+  accept "convert npy-ok-x.npy npy-ok-y.npy" "$BIN" convert "$G/npy-ok-x.npy" "$G/npy-ok-y.npy" "@O@/ok.h5"
+  accept "convert npz-ok.npz" "$BIN" convert "$G/npz-ok.npz" "@O@/ok.h5"
+  npy() { # IMAGES LABELS REGEX: the file at fault is the one named in REGEX
+    local f=${3%%:*}
+    refuse "convert $1 $2" "$G/$f" "$3" "${RUN[@]}" "$BIN" convert "$G/$1" "$G/$2" "@O@/out.h5"
+  }
+  npy npy-f64.npy npy-ok-y.npy "npy-f64.npy: images of dtype '<f8' \(float64\) and shape \(16, 28, 28\): accepted are"
+  npy npy-fortran.npy npy-ok-y.npy "npy-fortran.npy: images .* are stored in Fortran order"
+  npy npy-big-endian.npy npy-ok-y.npy "npy-big-endian.npy: images of dtype '>f4' \(float32, big-endian\)"
+  npy npy-ok-x.npy npy-labels-15.npy "npy-labels-15.npy: has 15 labels .* has 16 images"
+  npy npy-truncated.npy npy-ok-y.npy "npy-truncated.npy: holds [0-9]+ bytes of data but its header .* says 12544 \(truncated\)"
+  refuse "convert npz-truncated.npz" "$G/npz-truncated.npz" "npz-truncated.npz: not a complete ZIP archive" convert_h5 "$G/npz-truncated.npz"
+  refuse "convert npz-flipped.npz" "$G/npz-flipped.npz" "npz-flipped.npz: member x_train.npy: (corrupt deflate data|CRC-32 mismatch|its deflate data ends early|inflates to)" \
+    convert_h5 "$G/npz-flipped.npz"
+  refuse "convert --split test npz-ok.npz" "$G/npz-ok.npz" "npz-ok.npz: no member x_test.npy" \
+    "${RUN[@]}" "$BIN" convert --split test "$G/npz-ok.npz" "@O@/out.h5"
+else
+  echo "note: python3-numpy missing: the .npy/.npz cases are left out"
+fi
+
+# --- image files through predict --input (a file or a directory) -------------------
+mkdir -p "$G/img-empty" "$G/img-dir-bad" "$G/img-dir-blank"
+printf 'not an image\n' >"$G/img-empty/notes.txt"
+printf '\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x1c\0\0\0\x1c\x08\0\0\0\0' >"$G/img-truncated.png"
+printf 'hello\n' >"$G/img-text.png"
+cp "$G/img-truncated.png" "$G/img-dir-bad/b.png"
+printf '\xff\xd8\xff\xe0\0\x10JFIF\0' >"$G/img-truncated.jpg"
+python3 - "$G" <<'PY'
+import sys, struct, zlib
+def png(path, w, h, grey):
+    raw = b"".join(b"\0" + bytes([grey]) * w for _ in range(h))
+    chunk = lambda t, b: struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xffffffff)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+png(sys.argv[1] + "/img-blank.png", 60, 40, 255)
+png(sys.argv[1] + "/img-dir-blank/a.png", 28, 28, 0)
+PY
+"$BIN" predict --model "$CKPT" --input "$BAD/ok-csv-bom-header.csv" --output "$G/unused.csv" --quiet \
+  --save-preprocessed "$G/unused" 2>/dev/null && fail_now "--save-preprocessed with a CSV input: accepted"
+img() { # NAME FILE REGEX
+  refuse "predict --input $1" "$2" "$3" predict_in "$2"
+}
+img img-empty "$G/img-empty" "img-empty: no .png, .jpg or .jpeg images in the directory \(1 other entry skipped\)"
+img img-truncated.png "$G/img-truncated.png" "img-truncated.png: damaged or truncated PNG"
+img img-truncated.jpg "$G/img-truncated.jpg" "img-truncated.jpg: damaged or truncated JPEG"
+img img-text.png "$G/img-text.png" "img-text.png: not a PNG or JPEG image"
+img img-blank.png "$G/img-blank.png" "img-blank.png: blank image: no digit found"
+img "img-dir-blank (a.png black)" "$G/img-dir-blank" "img-dir-blank/a.png: blank image"
+img "img-dir-bad (b.png truncated)" "$G/img-dir-bad" "img-dir-bad/b.png: damaged or truncated PNG"
+refuse "np2 predict --input img-dir-bad" "$G/img-dir-bad" "img-dir-bad/b.png: damaged" \
+  "${MPI2[@]}" "$BIN" predict --model "$CKPT" --input "$G/img-dir-bad" --output "@O@/pred.csv" --save-preprocessed "@O@/seen"
 
 # --- checkpoints: evaluate --model, predict --model, train --resume -----------------
 accept "evaluate --model (intact checkpoint)" evaluate_model "$CKPT"

@@ -105,8 +105,24 @@ static void test_bad_files(void)
     write_odd(path, "images", H5T_STD_U8LE, 2, 4, 28);
     expect_open_error(path, "[N,P] with P a square number of pixels");
     snprintf(path, sizeof path, "%s/dtype.h5", dir);
-    write_odd(path, "images", H5T_IEEE_F32LE, 2, 4, 784);
-    expect_open_error(path, "unsigned 8-bit");
+    write_odd(path, "images", H5T_IEEE_F64LE, 2, 4, 784);
+    expect_open_error(path, "/images must hold uint8 (0..255) or float32 (0..1) values, found "
+                            "shape [4,784] of float64");
+    snprintf(path, sizeof path, "%s/ltype.h5", dir);
+    Dataset four_rows = {0};
+    tu_synthetic(&four_rows, 4, 1);
+    Error we;
+    CU_ASSERT_FATAL(h5data_write(path, &four_rows, "x", &we) == 0);
+    dataset_free(&four_rows);
+    hid_t lf = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(lf, "labels", H5P_DEFAULT);
+    hsize_t four = 4;
+    hid_t ls = H5Screate_simple(1, &four, NULL);
+    H5Dclose(H5Dcreate2(lf, "labels", H5T_IEEE_F32LE, ls, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(ls);
+    H5Fclose(lf);
+    expect_open_error(path, "/labels must be a 1-D dataset of uint8, int32 or int64 labels, "
+                            "found shape [4] of float32");
     /* rows of labels disagree with images */
     snprintf(path, sizeof path, "%s/rows.h5", dir);
     Dataset d = {0};
@@ -215,7 +231,7 @@ static void test_shapes_and_classes_from_the_file(void)
     h5_attr_write(f, "height", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[0]);
     h5_attr_write(f, "width", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &hwc[1]);
     H5Fclose(f);
-    expect_open_error(path, "rows hold 61 bytes but its height, width and channels attributes say 4x5x1");
+    expect_open_error(path, "rows hold 61 values but its height, width and channels attributes say 4x5x1");
     /* a written set keeps its shape and classes */
     snprintf(path, sizeof path, "%s/written.h5", dir);
     Dataset d = {0};
@@ -239,6 +255,78 @@ static void test_write_failure_leaves_nothing(void)
     dataset_free(&d);
 }
 
+/* Writes dataset name of type file_type (from mem_type values in buf) with
+ * nd dims into the open file f. */
+static void put(hid_t f, const char *name, hid_t file_type, hid_t mem_type, int nd,
+                const hsize_t *dims, const void *buf)
+{
+    hid_t s = H5Screate_simple(nd, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    CU_ASSERT(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    H5Dclose(ds);
+    H5Sclose(s);
+}
+
+/* h5py users' layouts: float32 [N,28,28,1] images in 0..1 and int64 labels
+ * under their own names read as the uint8 set they came from, shard by
+ * shard; a float outside 0..1 and a negative label are refused naming the
+ * row; the default names are refused with a hint. */
+static void test_h5py_layouts_and_names(void)
+{
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/keras.h5", dir);
+    Dataset d = {0};
+    tu_synthetic(&d, 300, 5);
+    float *xf = malloc(sizeof(float) * 300 * MNIST_PIXELS);
+    int64_t *yl = malloc(sizeof(int64_t) * 300);
+    for (size_t i = 0; i < 300 * MNIST_PIXELS; i++)
+        xf[i] = (float)d.images[i] / 255.0f;
+    for (size_t i = 0; i < 300; i++)
+        yl[i] = d.labels[i];
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Gclose(H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    const hsize_t idims[4] = {300, 28, 28, 1}, ldims[1] = {300};
+    put(f, "train/x", H5T_IEEE_F32BE, H5T_NATIVE_FLOAT, 4, idims, xf); /* big-endian: HDF5 converts */
+    put(f, "train/y", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, ldims, yl);
+    xf[123 * MNIST_PIXELS + 7] = 1.25f;
+    yl[77] = -1;
+    put(f, "bad_x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, idims, xf);
+    put(f, "bad_y", H5T_STD_I32LE, H5T_NATIVE_INT64, 1, ldims, yl);
+    H5Fclose(f);
+    H5Data h;
+    Error e = {{0}};
+    const H5Names names = {"/train/x", "train/y"};
+    CU_ASSERT_FATAL(h5data_open_named(&h, path, &names, H5P_DEFAULT, &e) == 0);
+    CU_ASSERT(h.images_f32 && !h.labels_u8 && h.has_labels && h.rows == 300);
+    CU_ASSERT(h.shape.h == 28 && h.shape.w == 28 && h.shape.c == 1);
+    for (int p = 0; p < 3; p++) {
+        size_t first, count;
+        data_shard_range(h.rows, 3, p, &first, &count);
+        Dataset r = {0};
+        CU_ASSERT_FATAL(h5data_read(&h, first, count, &r, &e) == 0);
+        CU_ASSERT(memcmp(r.images, d.images + first * MNIST_PIXELS, count * MNIST_PIXELS) == 0);
+        CU_ASSERT(memcmp(r.labels, d.labels + first, count) == 0);
+        dataset_free(&r);
+    }
+    h5data_close(&h);
+    const H5Names bad = {"bad_x", "train/y"}, badl = {"train/x", "bad_y"};
+    Dataset r = {0};
+    CU_ASSERT_FATAL(h5data_open_named(&h, path, &bad, H5P_DEFAULT, &e) == 0);
+    CU_ASSERT(h5data_read(&h, 0, 300, &r, &e) == -1);
+    CU_ASSERT(strstr(e.msg, "/bad_x[123] holds 1.25 at pixel 7 (y 0, x 7): float32 images must lie in 0..1") != NULL);
+    h5data_close(&h);
+    CU_ASSERT_FATAL(h5data_open_named(&h, path, &badl, H5P_DEFAULT, &e) == 0);
+    CU_ASSERT(h5data_read(&h, 0, 300, &r, &e) == -1);
+    CU_ASSERT(strstr(e.msg, "/bad_y[77] = -1 is outside 0..9") != NULL);
+    h5data_close(&h);
+    expect_open_error(path, "no /images dataset");
+    expect_open_error(path, "--images-dataset");
+    free(xf), free(yl);
+    dataset_free(&d);
+    tu_rmrf(dir);
+}
+
 int test_h5_register(void)
 {
     CU_pSuite s = CU_add_suite("h5", NULL, NULL);
@@ -249,7 +337,8 @@ int test_h5_register(void)
             CU_add_test(s, "unlabelled file", test_unlabelled_file) &&
             CU_add_test(s, "each malformed file's message", test_bad_files) &&
             CU_add_test(s, "shapes and classes from the file", test_shapes_and_classes_from_the_file) &&
-            CU_add_test(s, "write failure leaves nothing", test_write_failure_leaves_nothing))
+            CU_add_test(s, "write failure leaves nothing", test_write_failure_leaves_nothing) &&
+            CU_add_test(s, "h5py layouts and dataset names", test_h5py_layouts_and_names))
                ? 0
                : -1;
 }

@@ -21,6 +21,8 @@ static const struct {
     {"ckpt", test_ckpt_register},     {"plot", test_plot_register},
     {"report", test_report_register}, {"augment", test_augment_register},
     {"config", test_config_register}, {"gemm", test_gemm_register},
+    {"config", test_config_register}, {"image", test_image_register},
+    {"npy", test_npy_register},
 };
 
 int main(int argc, char **argv)

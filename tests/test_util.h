@@ -22,6 +22,8 @@ int test_report_register(void);
 int test_augment_register(void);
 int test_config_register(void);
 int test_gemm_register(void);
+int test_image_register(void);
+int test_npy_register(void);
 
 /* Creates a fresh directory under /tmp and writes its path into dir. */
 void tu_tmpdir(char *dir, size_t size);

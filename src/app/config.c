@@ -32,12 +32,19 @@ typedef struct Option {
     {"threads", OPT_INT, F(threads), "0", 0, 4096, "N",                                          \
      "OpenMP threads per rank (0: OMP_NUM_THREADS or the CPUs per rank on the node)"}
 #define OPT_QUIET(help) {"quiet", OPT_FLAG, F(quiet), "0", 0, 1, NULL, help}
+#define OPT_DATASETS(where)                                                                       \
+    {"images-dataset", OPT_STR, F(images_dataset), "", 0, 0, "NAME",                             \
+     "the images' dataset in " where " (default: images; uint8 0..255 or float32 0..1, "        \
+     "[N,784], [N,28,28] or [N,28,28,1])"},                                                     \
+    {"labels-dataset", OPT_STR, F(labels_dataset), "", 0, 0, "NAME",                             \
+     "the labels' dataset in " where " (default: labels; uint8, int32 or int64 [N])"}
 
 static const Option TRAIN_OPTIONS[] = {
     {"train", OPT_STR, F(train_path), "data/mnist_train.h5", 0, 0, "FILE",
      "training images (HDF5 from `mnist-dist convert`)"},
     {"test", OPT_STR, F(test_path), "data/mnist_test.h5", 0, 0, "FILE",
      "test images for the final evaluation"},
+    OPT_DATASETS("--train and --test"),
     {"out", OPT_STR, F(out_dir), "", 0, 0, "DIR",
      "run directory (default: runs/<date>-<time>)"},
     {"model", OPT_STR, F(model_spec), "", 0, 0, "SPEC",
@@ -119,6 +126,7 @@ static const Option EVALUATE_OPTIONS[] = {
     {"model", OPT_STR, F(model_path), "", 0, 0, "CKPT.h5", "checkpoint to evaluate (required)"},
     {"data", OPT_STR, F(test_path), "data/mnist_test.h5", 0, 0, "FILE",
      "labelled images (HDF5)"},
+    OPT_DATASETS("--data"),
     {"out", OPT_STR, F(out_dir), "", 0, 0, "DIR",
      "where the report goes (default: runs/<date>-<time>-eval)"},
     OPT_THREADS,
@@ -127,12 +135,16 @@ static const Option EVALUATE_OPTIONS[] = {
 
 static const Option PREDICT_OPTIONS[] = {
     {"model", OPT_STR, F(model_path), "", 0, 0, "CKPT.h5", "checkpoint to predict with (required)"},
-    {"input", OPT_STR, F(input_path), "", 0, 0, "FILE",
-     "images: .csv (784 or 785 columns, header optional), an IDX images file, or .h5 "
-     "(required)"},
+    {"input", OPT_STR, F(input_path), "", 0, 0, "FILE|DIR",
+     "images: .csv (784 or 785 columns, header optional), an IDX images file, .h5, a .png or "
+     ".jpg image, or a directory of .png/.jpg/.jpeg images (required)"},
     {"output", OPT_STR, F(output_path), "predictions.csv", 0, 0, "FILE",
-     "where the ImageId,Label CSV goes"},
+     "where the ImageId,Label CSV goes (file,Label for images)"},
     {"probs", OPT_FLAG, F(probs), "0", 0, 1, NULL, "add the class probabilities p0..p(C-1)"},
+    OPT_DATASETS("an .h5 --input"),
+    {"save-preprocessed", OPT_STR, F(save_preprocessed), "", 0, 0, "DIR",
+     "image inputs: also write the 28x28 images the network saw, as DIR/<name without its "
+     "extension>.png"},
     OPT_THREADS,
     OPT_QUIET("print only errors"),
 };
@@ -149,6 +161,14 @@ static const Option EXPORT_OPTIONS[] = {
 static const Option CONVERT_OPTIONS[] = {
     {"classes", OPT_INT, F(classes), "10", 2, 256, "N",
      "the class count the data holds: labels must be 0..N-1 (recorded in the HDF5 file)"},
+    {"split", OPT_STR, F(split), "train", 0, 0, "NAME",
+     "which arrays of a .npz (Keras's mnist.npz): x_NAME and y_NAME, e.g. train or test"},
+    {"images-dataset", OPT_STR, F(images_dataset), "", 0, 0, "NAME",
+     "the images' dataset of an HDF5 input, or member of a .npz (default: images; in a .npz "
+     "x_SPLIT)"},
+    {"labels-dataset", OPT_STR, F(labels_dataset), "", 0, 0, "NAME",
+     "the labels' dataset of an HDF5 input, or member of a .npz (default: labels; in a .npz "
+     "y_SPLIT)"},
     OPT_QUIET("print only errors"),
 };
 
@@ -168,7 +188,7 @@ static const struct Command {
      "(Ctrl-C), SIGTERM and SIGUSR1 finish the step, write a checkpoint and exit 75;\n"
      "a second signal stops at once. Exit status: 0 done, 1 bad data or a runtime\n"
      "failure, 2 a bad command line, 75 stopped. Other commands:\n"
-     "  mnist-dist convert IN OUT                     CSV/IDX -> HDF5 (or CSV)\n"
+     "  mnist-dist convert IN OUT                     CSV/IDX/NPY/NPZ/HDF5 -> HDF5 (or CSV)\n"
      "  mnist-dist evaluate --model CKPT [--data F]   metrics and report of a checkpoint\n"
      "  mnist-dist predict --model CKPT --input F     ImageId,Label predictions (Kaggle)\n"
      "  mnist-dist export --model CKPT --format F --output OUT   ONNX or safetensors\n"},
@@ -177,9 +197,14 @@ static const struct Command {
      "Evaluates a checkpoint on labelled images, sharded across ranks, and writes\n"
      "DIR/report/ (metrics.json, report.html, report.md, charts) as after training.\n"},
     {"predict", TABLE(PREDICT_OPTIONS),
-     "usage: mnist-dist predict --model CKPT.h5 --input FILE [--output PRED.csv] [--probs]\n\n"
+     "usage: mnist-dist predict --model CKPT.h5 --input FILE|DIR [--output PRED.csv] [--probs]\n\n"
      "Predicts a label for every image of FILE and writes Kaggle's digit-recognizer\n"
-     "submission format: a header, then ImageId (from 1),Label per image.\n"},
+     "submission format: a header, then ImageId (from 1),Label per image. Image files\n"
+     "(PNG, JPEG; any size, colour or grey, light or dark background), alone or a\n"
+     "directory of them (taken sorted by name; other entries are skipped), get MNIST's\n"
+     "own preprocessing (grey, ink light on dark, the digit's box fitted into 20x20\n"
+     "keeping its aspect, centred by its centre of mass in 28x28; a 28x28 image on a\n"
+     "dark background is taken as it is) and a file,Label CSV.\n"},
     {"export", TABLE(EXPORT_OPTIONS),
      "usage: mnist-dist export --model CKPT.h5 --format onnx|safetensors --output FILE\n\n"
      "Writes a checkpoint's network for other frameworks: an ONNX model (input\n"
@@ -192,12 +217,18 @@ static const struct Command {
      "usage: mnist-dist convert [options] IN.csv OUT.h5\n"
      "       mnist-dist convert [options] IMAGES.idx LABELS.idx OUT.h5\n"
      "       mnist-dist convert [options] IMAGES.idx OUT.h5      (images only)\n"
+     "       mnist-dist convert [options] IMAGES.npy LABELS.npy OUT.h5\n"
+     "       mnist-dist convert [options] [--split test] mnist.npz OUT.h5   (Keras)\n"
+     "       mnist-dist convert [options] IN.h5 OUT.h5|OUT.csv  (e.g. h5py's, renamed datasets)\n"
      "       mnist-dist convert [options] IN.csv|IN.idx OUT.csv\n\n"
-     "Validates 28x28 grey images and writes them as HDF5 (/images uint8 [N,784],\n"
+     "Validates the images and writes them as HDF5 (/images uint8 [N,784],\n"
      "/labels uint8 [N], with height/width/channels/classes attributes) or CSV\n"
-     "(label,pixel0..pixel783), chosen by OUT's ending. CSV input may have a\n"
-     "header line and 785 (labelled) or 784 columns. HDF5 input is not converted\n"
-     "(the trainer reads it as it is). Nothing is left at OUT when the input is bad.\n"},
+     "(label,pixel0..pixel783, 28x28 grey only), chosen by OUT's ending. CSV input\n"
+     "may have a header line and 785 (labelled) or 784 columns. NumPy arrays (.npy,\n"
+     "or the members of a .npz) are uint8 0..255 or float32 0..1 images\n"
+     "[N,28,28], [N,784] or [N,28,28,1] and uint8/int32/int64 labels [N],\n"
+     "little-endian, C order. The trainer reads HDF5 input as it is; convert\n"
+     "rewrites it in the canonical form. Nothing is left at OUT when the input is bad.\n"},
 };
 #define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -375,13 +406,21 @@ int config_parse(Config *c, int argc, char **argv, Error *e)
         if (c->patience > 0 && c->val_split == 0)
             return err_set(e, "--patience needs validation rows (--val-split > 0)");
     }
+    if (strchr(c->images_dataset, '\n') || strchr(c->labels_dataset, '\n'))
+        return err_set(e, "--images-dataset, --labels-dataset: a name may not hold a newline");
+    for (const char *p = c->split; *p; p++)
+        if (!(*p == '_' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            return err_set(e, "--split: '%s' is not a name such as train or test", c->split);
+    if (!c->split[0])
+        return err_set(e, "--split: needs a name such as train or test");
     if ((strcmp(c->command, "evaluate") == 0 || strcmp(c->command, "predict") == 0) &&
         c->model_path[0] == '\0')
         return err_set(e, "%s needs --model CKPT.h5 (see --help)", c->command);
     if (strcmp(c->command, "export") == 0 && check_export(c, e))
         return -1;
     if (strcmp(c->command, "predict") == 0 && c->input_path[0] == '\0')
-        return err_set(e, "predict needs --input FILE (.csv or .h5; see --help)");
+        return err_set(e, "predict needs --input FILE|DIR (.csv, .h5, images; see --help)");
     return 0;
 }
 

@@ -33,7 +33,9 @@ int evaluate_run(const Config *cfg_in, const Comm *comm)
         goto done;
     if ((status = rt_load_model(cfg.model_path, comm, RT_EVAL_BATCH, &m, &meta, &hist, &e)))
         goto done;
-    status = rt_load_shard(cfg.test_path, fapl, comm, 0, SIZE_MAX, 1, &rows, &first, &d, &e);
+    const H5Names names = rt_names(&cfg);
+    status = rt_load_shard(cfg.test_path, &names, fapl, comm, 0, SIZE_MAX, 1, &rows, &first, &d,
+                           &e);
     if (status == 0)
         status = rt_check_fits(&m, cfg.model_path, &d, cfg.test_path, first, &e);
     if (status == 0)

@@ -99,9 +99,17 @@ int rt_threads(const Config *cfg, const Comm *comm)
     return threads;
 }
 
-int rt_check_h5(const Comm *comm, const char *path, Error *e)
+H5Names rt_names(const Config *cfg)
 {
-    const int status = h5safe_check(path, "images", e);
+    return (H5Names){cfg->images_dataset, cfg->labels_dataset};
+}
+
+int rt_check_h5(const Comm *comm, const char *path, const H5Names *names, Error *e)
+{
+    char arg[1024];
+    const int status = h5data_names_arg(arg, sizeof arg, names) != 0
+                           ? err_set(e, "%s: dataset names may not contain a newline", path)
+                           : h5safe_check_arg(path, "images", arg, e);
     if (comm_agree(comm, status ? EXIT_FAIL : EXIT_OK) == EXIT_OK)
         return 0;
     /* every rank gives the lowest failing rank's reason */
@@ -110,16 +118,19 @@ int rt_check_h5(const Comm *comm, const char *path, Error *e)
     return -1;
 }
 
-int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, size_t rows,
-                  int need_labels, size_t *file_rows, size_t *first_row, Dataset *out, Error *e)
+int rt_load_shard(const char *path, const H5Names *names, hid_t fapl, const Comm *comm,
+                  size_t skip, size_t rows, int need_labels, size_t *file_rows,
+                  size_t *first_row, Dataset *out, Error *e)
 {
     H5Data h;
-    if (rt_check_h5(comm, path, e) || h5data_open(&h, path, fapl, e))
+    if (rt_check_h5(comm, path, names, e) || h5data_open_named(&h, path, names, fapl, e))
         return -1;
     int rc = 0;
     *file_rows = h.rows;
     if (need_labels && !h.has_labels)
-        rc = err_set(e, "%s: has no /labels; training and evaluation need labelled data", path);
+        rc = err_set(e, "%s: has no /%s; training and evaluation need labelled data%s", path,
+                     h.labels_name, names && names->labels && names->labels[0] ? ""
+                     : " (name yours with --labels-dataset)");
     if (rc == 0 && rows == SIZE_MAX)
         rows = skip <= h.rows ? h.rows - skip : 0;
     if (rc == 0 && skip + rows > h.rows)
@@ -134,16 +145,17 @@ int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, s
     return rc;
 }
 
-int rt_load_rows(const char *path, hid_t fapl, size_t first, size_t count, int need_labels,
-                 size_t *file_rows, Dataset *out, Error *e)
+int rt_load_rows(const char *path, const H5Names *names, hid_t fapl, size_t first, size_t count,
+                 int need_labels, size_t *file_rows, Dataset *out, Error *e)
 {
     H5Data h; /* path was checked (rt_check_h5) by the caller: h5safe remembers */
-    if (h5data_open(&h, path, fapl, e))
+    if (h5data_open_named(&h, path, names, fapl, e))
         return -1;
     int rc = 0;
     *file_rows = h.rows;
     if (need_labels && !h.has_labels)
-        rc = err_set(e, "%s: has no /labels; training and evaluation need labelled data", path);
+        rc = err_set(e, "%s: has no /%s; training and evaluation need labelled data", path,
+                     h.labels_name);
     if (rc == 0)
         rc = h5data_read(&h, first, count, out, e);
     h5data_close(&h);

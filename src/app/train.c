@@ -150,14 +150,15 @@ static int load_data(Trainer *t)
     Config *c = &t->cfg;
     H5Data h;
     size_t file_rows = 0, dummy;
-    int status = rt_check_h5(t->comm, c->train_path, &t->e);
+    const H5Names names = rt_names(c);
+    int status = rt_check_h5(t->comm, c->train_path, &names, &t->e);
     if (status == 0)
-        status = h5data_open(&h, c->train_path, t->fapl, &t->e);
+        status = h5data_open_named(&h, c->train_path, &names, t->fapl, &t->e);
     if (status == 0) {
         file_rows = h.rows, t->shape = h.shape, t->classes = h.classes;
         if (!h.has_labels)
-            status = err_set(&t->e, "%s: has no /labels; training and evaluation need labelled "
-                                    "data", c->train_path);
+            status = err_set(&t->e, "%s: has no /%s; training and evaluation need labelled "
+                                    "data", c->train_path, h.labels_name);
         h5data_close(&h);
     }
     if ((status = rt_agree(t->comm, status, &t->e)))
@@ -174,16 +175,16 @@ static int load_data(Trainer *t)
                         c->deterministic ? c->logical_shards : 0, t->rank, t->P, &t->e);
     if ((status = rt_agree(t->comm, status, &t->e)))
         return status;
-    status = rt_load_rows(c->train_path, t->fapl, t->plan.local_first, t->plan.local_rows, 1,
-                          &dummy, &t->train, &t->e);
+    status = rt_load_rows(c->train_path, &names, t->fapl, t->plan.local_first,
+                          t->plan.local_rows, 1, &dummy, &t->train, &t->e);
     if ((status = rt_agree(t->comm, status, &t->e)))
         return status;
-    status = rt_load_shard(c->train_path, t->fapl, t->comm, t->n_train, t->n_val, 1, &dummy,
-                           &t->val_first, &t->val, &t->e);
+    status = rt_load_shard(c->train_path, &names, t->fapl, t->comm, t->n_train, t->n_val, 1,
+                           &dummy, &t->val_first, &t->val, &t->e);
     if ((status = rt_agree(t->comm, status, &t->e)))
         return status;
-    status = rt_load_shard(c->test_path, t->fapl, t->comm, 0, SIZE_MAX, 1, &t->test_rows,
-                           &t->test_first, &t->test, &t->e);
+    status = rt_load_shard(c->test_path, &names, t->fapl, t->comm, 0, SIZE_MAX, 1,
+                           &t->test_rows, &t->test_first, &t->test, &t->e);
     return rt_agree(t->comm, status, &t->e);
 }
 

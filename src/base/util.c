@@ -133,6 +133,41 @@ long file_read_full(int fd, void *buf, size_t n)
     return (long)got;
 }
 
+int file_read_all(const char *path, size_t max_bytes, unsigned char **out, size_t *n, Error *e)
+{
+    *out = NULL, *n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    const size_t size = (size_t)st.st_size;
+    if ((unsigned long long)st.st_size > (unsigned long long)max_bytes) {
+        close(fd);
+        return err_set(e, "%s: file is %llu bytes, more than the %zu accepted", path,
+                       (unsigned long long)st.st_size, max_bytes);
+    }
+    unsigned char *buf = malloc(size + 1);
+    if (!buf) {
+        close(fd);
+        return err_set(e, "%s: out of memory for %zu bytes", path, size);
+    }
+    const long got = file_read_full(fd, buf, size);
+    const int saved = errno;
+    close(fd);
+    if (got < 0 || (size_t)got != size) {
+        free(buf);
+        return err_set(e, "%s: read failed: %s", path,
+                       got < 0 ? strerror(saved) : "the file shrank while being read");
+    }
+    buf[size] = '\0';
+    *out = buf, *n = size;
+    return 0;
+}
+
 int file_write_atomic(const char *path, const void *buf, size_t n, Error *e)
 {
     char tmp[4096];

@@ -38,6 +38,7 @@ enum { CACHE_MAX = 64 };
 typedef struct Answer {
     char path[1024];
     char kind[16];
+    char arg[520];
     dev_t dev;
     ino_t ino;
     off_t size;
@@ -69,11 +70,12 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static Answer *lookup(const char *path, const char *kind, const struct stat *st)
+static Answer *lookup(const char *path, const char *kind, const char *arg, const struct stat *st)
 {
     for (int i = 0; i < cached; i++) {
         Answer *a = &cache[i];
-        if (strcmp(a->path, path) == 0 && strcmp(a->kind, kind) == 0 && a->dev == st->st_dev &&
+        if (strcmp(a->path, path) == 0 && strcmp(a->kind, kind) == 0 &&
+            strcmp(a->arg, arg) == 0 && a->dev == st->st_dev &&
             a->ino == st->st_ino && a->size == st->st_size &&
             a->mtime.tv_sec == st->st_mtim.tv_sec && a->mtime.tv_nsec == st->st_mtim.tv_nsec)
             return a;
@@ -81,10 +83,10 @@ static Answer *lookup(const char *path, const char *kind, const struct stat *st)
     return NULL;
 }
 
-static void remember(const char *path, const char *kind, const struct stat *st, int status,
-                     const Error *e)
+static void remember(const char *path, const char *kind, const char *arg, const struct stat *st,
+                     int status, const Error *e)
 {
-    if (strlen(path) >= sizeof cache[0].path)
+    if (strlen(path) >= sizeof cache[0].path || strlen(arg) >= sizeof cache[0].arg)
         return;
     Answer *a = &cache[next_slot];
     next_slot = (next_slot + 1) % CACHE_MAX;
@@ -92,13 +94,15 @@ static void remember(const char *path, const char *kind, const struct stat *st, 
         cached++;
     snprintf(a->path, sizeof a->path, "%s", path);
     snprintf(a->kind, sizeof a->kind, "%s", kind);
+    snprintf(a->arg, sizeof a->arg, "%s", arg);
     a->dev = st->st_dev, a->ino = st->st_ino, a->size = st->st_size, a->mtime = st->st_mtim;
     a->status = status;
     snprintf(a->msg, sizeof a->msg, "%s", status ? e->msg : "");
 }
 
 /* Starts the helper with its answer pipe on fd 3; its pid, or -1 with e. */
-static pid_t spawn_helper(const char *path, const char *kind, int answer_fd, Error *e)
+static pid_t spawn_helper(const char *path, const char *kind, const char *arg, int answer_fd,
+                          Error *e)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -117,7 +121,9 @@ static pid_t spawn_helper(const char *path, const char *kind, int answer_fd, Err
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    char *argv[] = {"mnist-dist", H5SAFE_ARG, (char *)path, (char *)kind, NULL};
+    char *argv[] = {"mnist-dist", H5SAFE_ARG, (char *)path, (char *)kind, (char *)arg, NULL};
+    if (!arg[0])
+        argv[4] = NULL;
     pid_t pid = -1;
     const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -157,7 +163,8 @@ static int read_answer(int fd, char *buf, size_t size, int limit_s)
     return 0;
 }
 
-static int run_helper(const char *path, const char *kind, off_t bytes, Error *e)
+static int run_helper(const char *path, const char *kind, const char *arg, off_t bytes,
+                      Error *e)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
@@ -171,7 +178,7 @@ static int run_helper(const char *path, const char *kind, off_t bytes, Error *e)
         }
         fds[1] = high;
     }
-    const pid_t pid = spawn_helper(path, kind, fds[1], e);
+    const pid_t pid = spawn_helper(path, kind, arg, fds[1], e);
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
@@ -215,17 +222,24 @@ static int run_helper(const char *path, const char *kind, off_t bytes, Error *e)
 
 int h5safe_check(const char *path, const char *kind, Error *e)
 {
+    return h5safe_check_arg(path, kind, "", e);
+}
+
+int h5safe_check_arg(const char *path, const char *kind, const char *arg, Error *e)
+{
     if (!enabled)
         return 0;
+    if (!arg)
+        arg = "";
     struct stat st;
     if (stat(path, &st) != 0)
         return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    const Answer *a = lookup(path, kind, &st);
+    const Answer *a = lookup(path, kind, arg, &st);
     if (a)
         return a->status ? err_set(e, "%s", a->msg) : 0;
     Error mine = {{0}}; /* e may be NULL; the answer is kept either way */
-    const int status = run_helper(path, kind, st.st_size, &mine) ? -1 : 0;
-    remember(path, kind, &st, status, &mine);
+    const int status = run_helper(path, kind, arg, st.st_size, &mine) ? -1 : 0;
+    remember(path, kind, arg, &st, status, &mine);
     return status ? err_set(e, "%s", mine.msg) : 0;
 }
 
@@ -265,11 +279,11 @@ static void limit_self(const char *path)
 int h5safe_child_main(int argc, char **argv, const H5SafeKind *kinds, int n)
 {
     const H5SafeKind *k = NULL;
-    for (int i = 0; argc == 4 && i < n; i++)
+    for (int i = 0; (argc == 4 || argc == 5) && i < n; i++)
         if (strcmp(argv[3], kinds[i].name) == 0)
             k = &kinds[i];
     if (!k) {
-        fprintf(stderr, "mnist-dist: error: usage: mnist-dist %s FILE KIND (an internal helper)\n",
+        fprintf(stderr, "mnist-dist: error: usage: mnist-dist %s FILE KIND [ARG] (an internal helper)\n",
                 H5SAFE_ARG);
         return EXIT_USAGE;
     }
@@ -277,7 +291,7 @@ int h5safe_child_main(int argc, char **argv, const H5SafeKind *kinds, int n)
     h5_quiet();
     Error e = {{0}};
     char answer[sizeof e.msg + 16];
-    if (k->walk(argv[2], &e) == 0)
+    if (k->walk(argv[2], argc == 5 ? argv[4] : "", &e) == 0)
         snprintf(answer, sizeof answer, "ok\n");
     else
         snprintf(answer, sizeof answer, "refused\n%s", e.msg);

@@ -25,6 +25,9 @@ typedef struct Config {
     int probs;                         /* predict: add class probabilities */
     char export_format[16];            /* export: "onnx" or "safetensors" */
     char export_path[CONFIG_PATH_MAX]; /* export: the file written */
+    char save_preprocessed[CONFIG_PATH_MAX]; /* predict: where image inputs' 28x28 go ("": not) */
+    char images_dataset[256], labels_dataset[256]; /* HDF5 datasets / .npz members ("": default) */
+    char split[32];                    /* convert: a .npz's x_SPLIT, y_SPLIT */
     int log_every;                     /* train: progress line every N steps */
     int check_every;                   /* train: replica checksum every N steps */
     char augment[256];                 /* train: augmentation spec (augment.h) */

@@ -14,6 +14,7 @@
 #include "mnist/comm.h"
 #include "mnist/config.h"
 #include "mnist/data.h"
+#include "mnist/h5data.h"
 #include "mnist/history.h"
 #include "mnist/metrics.h"
 #include "mnist/model.h"
@@ -36,25 +37,31 @@ int rt_agree_code(const Comm *c, int status, int code, const Error *e);
  * unless quiet. */
 int rt_threads(const Config *cfg, const Comm *comm);
 
-/* Collective: h5safe's check of the image set at path on every rank (each
+/* The dataset names --images-dataset and --labels-dataset give ("": the
+ * defaults); points into cfg. */
+H5Names rt_names(const Config *cfg);
+
+/* Collective: h5safe's check of the image set at path (its datasets as
+ * names says) on every rank (each
  * rank's libhdf5 parses the file, maybe another host's copy of it), agreed
  * before any rank enters HDF5's collective open: -1 on every rank, with the
  * lowest failing rank's message in e, when any rank's check refused it.
  * Prints nothing; agree on the result. */
-int rt_check_h5(const Comm *comm, const char *path, Error *e);
+int rt_check_h5(const Comm *comm, const char *path, const H5Names *names, Error *e);
 
-/* Collective: opens path (MPI-IO access list fapl) and reads this rank's
+/* Collective: opens path's datasets names (MPI-IO access list fapl) and reads this rank's
  * share of rows [skip, skip + rows) into out (rows = SIZE_MAX: to the end).
  * need_labels makes an unlabelled file an error. *file_rows gets the file's
  * row count and *first_row the file row of out's first row. */
-int rt_load_shard(const char *path, hid_t fapl, const Comm *comm, size_t skip, size_t rows,
-                  int need_labels, size_t *file_rows, size_t *first_row, Dataset *out, Error *e);
+int rt_load_shard(const char *path, const H5Names *names, hid_t fapl, const Comm *comm,
+                  size_t skip, size_t rows, int need_labels, size_t *file_rows,
+                  size_t *first_row, Dataset *out, Error *e);
 
 /* Collective: opens path and reads rows [first, first + count) into out
  * (this rank's own range; ranges may differ between ranks). The caller
  * has checked path with rt_check_h5. */
-int rt_load_rows(const char *path, hid_t fapl, size_t first, size_t count, int need_labels,
-                 size_t *file_rows, Dataset *out, Error *e);
+int rt_load_rows(const char *path, const H5Names *names, hid_t fapl, size_t first, size_t count,
+                 int need_labels, size_t *file_rows, Dataset *out, Error *e);
 
 /* This rank's check that d (from path, its row 0 being file row first_row)
  * fits m (read from model_path; NULL or "": being trained): the same image

@@ -51,6 +51,11 @@ int path_commit(const char *tmp, const char *path, Error *e);
  * bytes read (< n only at end of file) or -1 with errno set. */
 long file_read_full(int fd, void *buf, size_t n);
 
+/* Reads the whole regular file at path into *out (malloc'ed, *n bytes, one
+ * NUL byte beyond them; free it). Refuses a file larger than max_bytes or not
+ * a regular file. -1 with e = "PATH: what failed" (*out NULL). */
+int file_read_all(const char *path, size_t max_bytes, unsigned char **out, size_t *n, Error *e);
+
 /* Writes n bytes to path atomically: a temp name, write, fsync, rename. On
  * failure (e.g. "No space left on device") -1 with e naming path, the temp
  * file removed and any previous file at path untouched. */

@@ -14,17 +14,18 @@
 
 #include "mnist/util.h"
 
-#define H5SAFE_ARG "--h5-check" /* the hidden sub-command: PROG --h5-check FILE KIND */
+#define H5SAFE_ARG "--h5-check" /* the hidden sub-command: PROG --h5-check FILE KIND [ARG] */
 #define H5SAFE_TIMEOUT_S 60     /* wall and CPU seconds a check may take (MNIST_H5CHECK_TIMEOUT),
                                    plus 1 s per 32 MiB of file */
 
 /* A KIND's walk, run in the helper: opens path and reads everything the
- * real reader of that kind reads (every object, attribute and dataset, with
+ * real reader of that kind reads (arg: what the reader was told, e.g. the
+ * dataset names; "" when nothing) (every object, attribute and dataset, with
  * their data). 0 when it reads, -1 with e when it refuses the file cleanly;
  * e becomes the caller's message, so it must be what the real reader says.
  * Checks of values that the real reader makes per rank (labels of a row
  * range) are left to the real reader. */
-typedef int (*H5SafeWalk)(const char *path, Error *e);
+typedef int (*H5SafeWalk)(const char *path, const char *arg, Error *e);
 
 typedef struct H5SafeKind {
     const char *name; /* "images", "ckpt" */
@@ -41,7 +42,11 @@ void h5safe_enable(void);
  * same file (path, inode, size and mtime), so a file is checked once. */
 int h5safe_check(const char *path, const char *kind, Error *e);
 
-/* main() of the helper: argv = PROG --h5-check FILE KIND. Limits its own
+/* h5safe_check for a reader told arg (passed to the walk; part of what is
+ * remembered, so each (file, arg) is checked once). */
+int h5safe_check_arg(const char *path, const char *kind, const char *arg, Error *e);
+
+/* main() of the helper: argv = PROG --h5-check FILE KIND [ARG]. Limits its own
  * address space (not under ASan), CPU time, core and output file size, runs
  * the walk of KIND from kinds[0..n) and writes "ok\n" or "refused\nMESSAGE"
  * to fd 3 (MNIST_H5CHECK_STDERR=1: also to stderr).
