@@ -38,6 +38,7 @@
 #include "mnist/comm.h"
 #include "mnist/data.h"
 #include "mnist/exchange.h"
+#include "mnist/gemm.h"
 #include "mnist/loader.h"
 #include "mnist/model.h"
 #include "mnist/optim.h"
@@ -159,6 +160,7 @@ static void reset(void)
 
 enum { B = 32, WARMUP = 3, STEPS = 40, ROWS = 640 };
 static const int SIZES[] = {MNIST_PIXELS, 64, 32, 10};
+static const char *const MLP = "dense:64,relu,dropout:0.2,dense:32,relu,dropout:0.2";
 
 typedef enum { PATH_DEFAULT, PATH_AUGMENT, PATH_SHARDED, PATH_ALLREDUCE, PATH_DET } Path;
 static const char *const PATH_NAMES[] = {"default (one rank / node-shared window)",
@@ -181,16 +183,22 @@ static ExchangeKind path_kind(Path path, int P)
 /* Runs WARMUP + STEPS steps of `path` (the loader's batch, then the
  * exchange's step, as the trainer does); the trainer's code must not
  * allocate in the last STEPS. */
-static void run_path(const Comm *world, const Dataset *d, Path path, int threads, const char *cnn)
+static void run_path(const Comm *world, const Dataset *d, Path path, int threads, const char *cnn,
+                     Precision precision)
 {
     Model m;
     Optimizer opt;
     Error e;
     ModelSpec spec;
-    TU_CHECK(cnn ? model_spec_model(&spec, cnn, 10, &e) == 0 &&
-                       model_create(&m, &spec, (Shape){MNIST_SIDE, MNIST_SIDE, 1}, 10, B, &e) == 0
-                 : model_create_mlp(&m, SIZES, 3, 0.2f, B, &e) == 0,
-             "model: %s", e.msg);
+    if (cnn || precision != PRECISION_FP32) {
+        /* the MLP's layer list is the one model_create_mlp builds from SIZES */
+        TU_CHECK(model_spec_model(&spec, cnn ? cnn : MLP, 10, &e) == 0, "spec: %s", e.msg);
+        spec.precision = precision;
+        TU_CHECK(model_create(&m, &spec, (Shape){MNIST_SIDE, MNIST_SIDE, 1}, 10, B, &e) == 0,
+                 "model: %s", e.msg);
+    } else {
+        TU_CHECK(model_create_mlp(&m, SIZES, 3, 0.2f, B, &e) == 0, "model: %s", e.msg);
+    }
     model_init_params(&m, 5);
     /* every rule of the update on */
     const OptimConfig oc = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
@@ -237,8 +245,9 @@ static void run_path(const Comm *world, const Dataset *d, Path path, int threads
     TU_CHECK(ours == 0, "rank %d: %s: the trainer's code allocated %ld time(s) in %d steps",
           world->rank, PATH_NAMES[path], ours, STEPS);
     if (ours || world->rank == 0) {
-        printf("%-40s%s ours: %ld, libraries: %ld in %d steps (%.1f per step)%s\n",
-               PATH_NAMES[path], cnn ? " (CNN)" : "", ours, lib_calls, STEPS, (double)lib_calls / STEPS,
+        printf("%-40s%s%s ours: %ld, libraries: %ld in %d steps (%.1f per step)%s\n",
+               PATH_NAMES[path], cnn ? " (CNN)" : "",
+               precision == PRECISION_BF16 ? " (bf16)" : "", ours, lib_calls, STEPS, (double)lib_calls / STEPS,
                lib_calls ? ":" : "");
         count_ours(&lib_calls, 1, PATH_NAMES[path], world->rank);
     }
@@ -284,13 +293,27 @@ int main(int argc, char **argv)
 
     Dataset d = {0};
     tu_synthetic(&d, ROWS, 17);
+    static const char *const CNN =
+        "conv:4x3x3/p1,relu,conv:8x3x3/s2,relu,maxpool:2,dropout:0.25,flatten,"
+        "dense:16,relu,dropout:0.2";
     for (Path p = PATH_DEFAULT; p <= PATH_DET; p++)
-        run_path(&world, &d, p, threads, NULL);
+        run_path(&world, &d, p, threads, NULL, PRECISION_FP32);
     /* a CNN: convolutions (im2col workspace), pooling, dropout after it */
     for (Path p = PATH_DEFAULT; p <= PATH_DET; p++)
-        run_path(&world, &d, p, threads,
-                 "conv:4x3x3/p1,relu,conv:8x3x3/s2,relu,maxpool:2,dropout:0.25,flatten,"
-                 "dense:16,relu,dropout:0.2");
+        run_path(&world, &d, p, threads, CNN, PRECISION_FP32);
+    /* --precision bf16 where this CPU runs it: the bf16 copies live in the
+     * layers' scratch and oneDNN's primitives are made before the step */
+    const char *isa;
+    if (gemm_bf16_native(&isa)) {
+        static const Path BF16_PATHS[] = {PATH_DEFAULT, PATH_DET};
+        for (int k = 0; k < 2; k++) {
+            run_path(&world, &d, BF16_PATHS[k], threads, NULL, PRECISION_BF16);
+            run_path(&world, &d, BF16_PATHS[k], threads, CNN, PRECISION_BF16);
+        }
+    } else if (world.rank == 0) {
+        printf("bf16: not run (%s)\n", gemm_have_dnnl() ? "no AVX512_BF16/AMX on this CPU"
+                                                          : "built without oneDNN");
+    }
     dataset_free(&d);
     int64_t f = tu_failures;
     comm_allreduce_sum_i64(&world, &f, 1);

@@ -12,7 +12,10 @@ processes x 1 thread, each pinned to its own core, global batch split in two.
 With --model ref-cnn, the Keras mnist_cnn example instead (conv 3x3x32,
 ReLU, conv 3x3x64, ReLU, max-pool 2, dropout 0.25, dense 128, ReLU, dropout
 0.5, dense 10; images as N x 1 x 28 x 28), as mnist-dist's --model ref-cnn.
-Prints one JSON object (last line of stdout). Needs /usr/bin/python3 with
+With --autocast bf16, the forward pass and the loss run under
+torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's mixed precision on
+CPU; parameters, gradients and Adam stay float32), as mnist-dist's
+--precision bf16. Prints one JSON object (last line of stdout). Needs /usr/bin/python3 with
 python3-torch and numpy; uses no network.
 """
 import argparse
@@ -100,7 +103,11 @@ def worker(args):
             idx = perm[s * b_local:(s + 1) * b_local]
             xb, yb = x.index_select(0, idx), y.index_select(0, idx)
             opt.zero_grad(set_to_none=True)
-            loss = lossf(model(xb), yb)
+            if args.autocast == "bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = lossf(model(xb), yb)
+            else:
+                loss = lossf(model(xb), yb)
             loss.backward()
             opt.step()
         if world > 1:
@@ -121,6 +128,7 @@ def worker(args):
         later = per_epoch[1:] if len(per_epoch) > 1 else per_epoch
         print("RESULT " + json.dumps({
             "processes": world, "threads": args.worker_threads,
+            "precision": "bf16 autocast" if args.autocast == "bf16" else "fp32",
             "samples_per_s_median": statistics.median(later),
             "samples_per_s_per_epoch": per_epoch, "epochs": args.epochs,
             "steps_per_epoch": steps, "batch_per_process": b_local,
@@ -133,7 +141,8 @@ def run_worker(args, threads, world, timeout):
     base = [sys.executable, os.path.abspath(__file__), "--worker-threads", str(threads),
             "--raw-dir", args.raw_dir, "--rows", str(args.rows), "--epochs", str(args.epochs),
             "--batch-size", str(args.batch_size), "--layers", ",".join(map(str, args.layers)),
-            "--dropout", str(args.dropout), "--lr", str(args.lr), "--model", args.model]
+            "--dropout", str(args.dropout), "--lr", str(args.lr), "--model", args.model,
+            "--autocast", args.autocast]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     procs = []
     if world > 1:
@@ -174,6 +183,8 @@ def main():
     ap.add_argument("--layers", default="512,512", help="hidden widths [512,512]")
     ap.add_argument("--model", default="ref-mlp", choices=["ref-mlp", "ref-cnn"],
                     help="the network [ref-mlp: --layers, --dropout]")
+    ap.add_argument("--autocast", default="none", choices=["none", "bf16"],
+                    help="forward and loss under torch.autocast(cpu, bfloat16) [none]")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per setting [900]")
@@ -195,7 +206,7 @@ def main():
         r = run_worker(args, t, 1, args.timeout)
         r.setdefault("threads", t)
         r.setdefault("processes", 1)
-        r["label"] = f"torch 1x{t}"
+        r["label"] = f"torch{' bf16' if args.autocast == 'bf16' else ''} 1x{t}"
         settings.append(r)
         print(f"bench_torch: {r['label']}: "
               f"{r.get('samples_per_s_median', float('nan')):.0f} samples/s "
@@ -205,7 +216,7 @@ def main():
         ddp = run_worker(args, 1, 2, args.timeout)
         ddp.setdefault("threads", 1)
         ddp.setdefault("processes", 2)
-        ddp["label"] = "torch DDP gloo 2x1"
+        ddp["label"] = f"torch{' bf16' if args.autocast == 'bf16' else ''} DDP gloo 2x1"
         print(f"bench_torch: {ddp['label']}: "
               f"{ddp.get('samples_per_s_median', float('nan')):.0f} samples/s "
               f"{ddp.get('error', '')}", file=sys.stderr)
@@ -214,7 +225,8 @@ def main():
     print(json.dumps({"available": True, "torch_version": version,
                       "default_threads": torch_threads, "rows": args.rows,
                       "epochs": args.epochs, "batch_size": args.batch_size,
-                      "layers": args.layers, "model": args.model, "settings": settings, "ddp": ddp,
+                      "layers": args.layers, "model": args.model, "autocast": args.autocast,
+                      "settings": settings, "ddp": ddp,
                       "best": best}))
     return 0
 
