@@ -192,7 +192,8 @@ static void test_gemm_plans_match_reference(void)
 
 /* Gradients of a small MLP in bf16 next to fp32's (close, not equal), and
  * the same bits at 1 and 2 threads. */
-static void grads_of(Precision prec, int threads, float *out, size_t *n)
+enum { MIRROR_NONE, MIRROR_FRESH, MIRROR_STALE };
+static void grads_of_mirror(Precision prec, int threads, float *out, size_t *n, int mirror)
 {
     ModelSpec s;
     Error e;
@@ -214,15 +215,39 @@ static void grads_of(Precision prec, int threads, float *out, size_t *n)
 #else
     (void)threads;
 #endif
+    if (mirror == MIRROR_FRESH) { /* the optimizer's copy, as adam_step_bf16 makes it */
+        CU_ASSERT_FATAL(m.params_bf16 != NULL);
+        bf16_convert(m.params_bf16, m.params, m.param_floats);
+        m.bf16_fresh = 1;
+    } else if (mirror == MIRROR_STALE) { /* garbage that must not be read */
+        CU_ASSERT_FATAL(m.params_bf16 != NULL);
+        memset(m.params_bf16, 0x7f, sizeof(bf16) * m.param_floats);
+        m.bf16_fresh = 1;
+        model_params_changed(&m);
+    }
     model_zero_grads(&m);
     model_forward(&m, x, B, 1, 99, ids);
+    CU_ASSERT((m.pass_bf16 != NULL) == (mirror == MIRROR_FRESH));
     model_backward(&m, x, y, B, 1.0f / B, NULL);
 #ifdef _OPENMP
     omp_set_num_threads(was);
 #endif
     *n = m.param_floats;
     memcpy(out, m.grads, sizeof(float) * m.param_floats);
+    if (mirror == MIRROR_FRESH) {
+        /* an evaluation pass converts its own copy even when one is fresh */
+        memset(m.params_bf16, 0x7f, sizeof(bf16) * m.param_floats);
+        const float *logits = model_forward(&m, x, B, 0, 0, ids);
+        CU_ASSERT(m.pass_bf16 == NULL);
+        for (int i = 0; i < B * 10; i++)
+            CU_ASSERT_FATAL(isfinite(logits[i]) && fabsf(logits[i]) < 1e3f);
+    }
     model_free(&m);
+}
+
+static void grads_of(Precision prec, int threads, float *out, size_t *n)
+{
+    grads_of_mirror(prec, threads, out, n, MIRROR_NONE);
 }
 
 static void test_bf16_model_gradients(void)
@@ -248,6 +273,12 @@ static void test_bf16_model_gradients(void)
     /* bf16 keeps 8 significant bits: relative error of the gradient ~1e-2 */
     CU_ASSERT(sqrt(num / den) < 3e-2);
     CU_ASSERT(diff > n / 4); /* and the products really ran in bf16 */
+    /* the optimizer's bf16 copy of the weights gives the same bits as the
+     * pass's own conversion; a stale one is never read */
+    grads_of_mirror(PRECISION_BF16, 2, g16b, &n, MIRROR_FRESH);
+    CU_ASSERT(memcmp(g16, g16b, sizeof(float) * n) == 0);
+    grads_of_mirror(PRECISION_BF16, 1, g16b, &n, MIRROR_STALE);
+    CU_ASSERT(memcmp(g16, g16b, sizeof(float) * n) == 0);
 }
 
 int test_gemm_register(void)
@@ -260,7 +291,7 @@ int test_gemm_register(void)
             CU_add_test(s, "bf16 arrays equal the scalar rule", test_bf16_arrays_match_scalar) &&
             CU_add_test(s, "plans match a double reference, every backend, cache evictions",
                         test_gemm_plans_match_reference) &&
-            CU_add_test(s, "bf16 model gradients near fp32, thread-independent",
+            CU_add_test(s, "bf16 model gradients near fp32, thread-independent, mirror",
                         test_bf16_model_gradients))
                ? 0
                : -1;

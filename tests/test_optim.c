@@ -1,6 +1,7 @@
 /* Unit tests for Adam: two steps against values worked out by hand. */
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <string.h>
 
 #include "mnist/optim.h"
 
@@ -46,6 +47,32 @@ static void test_adam_long_vector_is_elementwise(void)
     for (int i = 0; i < N; i++)
         CU_ASSERT_EQUAL(w[i], w[0]);
     CU_ASSERT_DOUBLE_EQUAL(w[0], 1.0 - 5e-3, 1e-5);
+}
+
+static void test_adam_bf16_mirror(void)
+{
+    /* adam_step_bf16: the same weights and moments as adam_step, bit for
+     * bit, and wb the round-to-nearest-even bf16 of every new weight */
+    enum { N = 1001 };
+    static float w1[N], m1[N], v1[N], w2[N], m2[N], v2[N], g[N];
+    static bf16 wb[N];
+    for (int i = 0; i < N; i++) {
+        w1[i] = w2[i] = 0.01f * (float)(i % 97) - 0.4f;
+        g[i] = 0.001f * (float)((i * 37) % 101) - 0.05f;
+        m1[i] = m2[i] = v1[i] = v2[i] = 0.0f;
+    }
+    Adam a = {1e-2f, 0.9f, 0.999f, 1e-8f, 0}, b = a;
+    for (int s = 0; s < 3; s++) {
+        CU_ASSERT_EQUAL(adam_step(&a, w1, m1, v1, g, N), 0);
+        CU_ASSERT_EQUAL(adam_step_bf16(&b, w2, m2, v2, g, N, wb), 0);
+    }
+    CU_ASSERT_EQUAL(a.t, b.t);
+    CU_ASSERT(memcmp(w1, w2, sizeof w1) == 0 && memcmp(m1, m2, sizeof m1) == 0 &&
+              memcmp(v1, v2, sizeof v1) == 0);
+    int same = 1;
+    for (int i = 0; i < N; i++)
+        same &= wb[i] == bf16_from_float(w2[i]);
+    CU_ASSERT(same);
 }
 
 static void test_schedules(void)
@@ -95,6 +122,7 @@ int test_optim_register(void)
     return (CU_add_test(s, "Adam: two steps by hand", test_adam_two_steps_by_hand) &&
             CU_add_test(s, "Adam: long vector, element-wise",
                         test_adam_long_vector_is_elementwise) &&
+            CU_add_test(s, "Adam with the bf16 copy of the weights", test_adam_bf16_mirror) &&
             CU_add_test(s, "learning-rate schedules", test_schedules) &&
             CU_add_test(s, "weight decay and gradient clipping", test_decay_and_clip))
                ? 0

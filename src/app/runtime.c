@@ -96,6 +96,7 @@ int rt_threads(const Config *cfg, const Comm *comm)
     omp_set_num_threads(threads);
 #endif
     ops_blas_threads(threads);
+    ops_flush_denormals();
     return threads;
 }
 

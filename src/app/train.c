@@ -895,8 +895,10 @@ static int trainer_run_epoch(Trainer *t)
         t->correct += out.correct;
         if (step_failed(t, out.flags, s))
             return EXIT_FAIL;
-        if (t->opt.adam.t == t->fault.diverge_step && t->rank == t->P - 1)
+        if (t->opt.adam.t == t->fault.diverge_step && t->rank == t->P - 1) {
             t->model.params[0] += 1e-3f; /* test hook: breaks replica agreement */
+            model_params_changed(&t->model);
+        }
         if (t->cfg.check_every > 0 && t->opt.adam.t % t->cfg.check_every == 0 &&
             check_replicas(t, s + 1)) {
             progress_end(&t->prog);
@@ -1203,6 +1205,7 @@ static int trainer_finish(Trainer *t)
     /* Final evaluation on the test set, sharded, reduced to rank 0. */
     if (t->best_params && t->best_epoch > 0) {
         memcpy(t->model.params, t->best_params, sizeof(float) * t->model.param_floats);
+        model_params_changed(&t->model);
         if (t->rank == 0 && !t->cfg.quiet)
             printf("evaluating the best epoch's weights (epoch %d, val loss %.4f)\n",
                    t->best_epoch, t->best_val);

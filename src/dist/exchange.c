@@ -69,14 +69,19 @@ static int segments_init(Exchange *x)
 static int shared_enter(Exchange *x)
 {
     Model *m = x->model;
+    /* the parameters, then (bf16 models) their bf16 copy on its own lines */
+    const size_t pf = (m->param_floats + 15) / 16 * 16;
+    const size_t mirror = m->params_bf16 ? (m->param_floats + 1) / 2 : 0;
     const int rc = comm_shared_init(x->comm, &x->shared, m->param_floats + MODEL_CTRL_FLOATS,
-                                    m->param_floats);
+                                    pf + mirror);
     if (rc != 0)
         return rc;
     if (x->shared.local_rank == 0)
         memcpy(x->shared.params, m->params, sizeof(float) * m->param_floats);
     comm_shared_sync(&x->shared);
     model_use_buffers(m, x->shared.params, x->shared.grads[x->shared.local_rank]);
+    if (mirror)
+        model_use_bf16_mirror(m, (bf16 *)(x->shared.params + pf));
     return 0;
 }
 
@@ -88,6 +93,7 @@ static void shared_leave(Exchange *x)
     memcpy(m->arena, m->params, sizeof(float) * m->param_floats);
     comm_shared_sync(&x->shared); /* nobody frees the window while another rank copies */
     model_use_buffers(m, NULL, NULL);
+    model_use_bf16_mirror(m, NULL);
 }
 
 Exchange *exchange_create(const ExchangeConfig *c, Model *m, Optimizer *opt, const Comm *comm,
@@ -154,9 +160,10 @@ static int allreduce_combine(Exchange *x, int flags, StepOut *out, const double 
     comm_allreduce_sum_f32(x->comm, m->grads, m->param_floats + MODEL_CTRL_FLOATS);
     const double t3 = time_now_s();
     flags = exchange_flags_from_slots(m->ctrl);
-    if (exchange_update(x, 0, m->param_floats, 0))
+    if (exchange_update(x, 0, m->param_floats, 0, 1))
         flags |= STEP_BAD_GRAD;
     optim_apply_max_norm(x->opt, m->params);
+    exchange_mirror_made(x);
     out->times.allreduce = t3 - t[2];
     out->times.update = time_now_s() - t3;
     return flags;
@@ -171,8 +178,10 @@ static int sharded_combine(Exchange *x, int flags, StepOut *out, const double *t
     const size_t lo = (size_t)x->seg.displs[r], n = (size_t)x->seg.counts[r];
     comm_reduce_scatter_f32(x->comm, m->grads, &x->seg);
     const double t3 = time_now_s();
-    if (exchange_update(x, lo, n, 1))
+    /* the other segments arrive in fp32: the next pass converts its own W */
+    if (exchange_update(x, lo, n, 1, 0))
         flags |= STEP_BAD_GRAD;
+    model_params_changed(m);
     int any[3] = {flags & STEP_STOP, flags & STEP_BAD_LOSS, flags & STEP_BAD_GRAD};
     comm_allreduce_max_int(x->comm, any, 3); /* per flag: the OR over ranks */
     flags = any[0] | any[1] | any[2];
@@ -214,7 +223,8 @@ static int shared_combine(Exchange *x, int flags, StepOut *out, const double *t)
     for (int k = 0; k < P; k++)
         flags |= exchange_flags_from_slots(sh->grads[k] + m->param_floats) & ~STEP_BAD_GRAD;
     const double t3 = time_now_s();
-    const int bad = exchange_update(x, lo, n, 1) != 0; /* m->grads is own */
+    /* the bf16 copy of the parameters is in the window too */
+    const int bad = exchange_update(x, lo, n, 1, 1) != 0; /* m->grads is own */
     m->ctrl[2] = bad ? 1.0f : 0.0f;
     const double t4 = time_now_s();
     comm_shared_sync(sh); /* every segment of the parameters is updated */
@@ -226,12 +236,19 @@ static int shared_combine(Exchange *x, int flags, StepOut *out, const double *t)
             optim_apply_max_norm(x->opt, m->params);
         comm_shared_sync(sh);
     }
+    exchange_mirror_made(x);
     out->times.allreduce = (t3 - t[2]) + (time_now_s() - t4);
     out->times.update = t4 - t3;
     return flags;
 }
 
-size_t exchange_update(Exchange *x, size_t lo, size_t n, int segmented)
+void exchange_mirror_made(Exchange *x)
+{
+    Model *m = x->model;
+    m->bf16_fresh = m->params_bf16 && x->opt->max_norm <= 0.0f;
+}
+
+size_t exchange_update(Exchange *x, size_t lo, size_t n, int segmented, int mirror)
 {
     Model *m = x->model;
     double sq = 0;
@@ -242,7 +259,7 @@ size_t exchange_update(Exchange *x, size_t lo, size_t n, int segmented)
         if (segmented)
             comm_allreduce_sum_f64(x->comm, &sq, 1);
     }
-    return optim_step(x->opt, m->params, m->grads, lo, n, sq);
+    return optim_step(x->opt, m->params, m->grads, lo, n, sq, mirror ? m->params_bf16 : NULL);
 }
 
 void exchange_step(Exchange *x, const StepIn *in, StepOut *out)

@@ -79,6 +79,9 @@ static void shard_gradients(Exchange *x, const StepIn *in)
         float *g = w->shard_grads + (size_t)k * nf;
         memset(g, 0, sizeof(float) * nf);
         model_use_buffers(ws, model->params, g);
+        /* the optimizer's bf16 copy of the weights, when the last update made one */
+        ws->params_bf16 = model->params_bf16;
+        ws->bf16_fresh = model->bf16_fresh;
         const int b = p->batch[p->first + k], off = offset[k];
         const float *xs = in->x + (size_t)off * pixels;
         model_forward(ws, xs, b, 1, in->dropout_key, in->ids + off);
@@ -151,9 +154,10 @@ int exact_step(Exchange *x, const StepIn *in, StepOut *out)
         out->loss_sum += w->loss[k], out->correct += w->correct[k];
     const double t2 = time_now_s();
     if (!(flags & STEP_BAD_GRAD)) {
-        if (exchange_update(x, 0, nf, 0))
+        if (exchange_update(x, 0, nf, 0, 1))
             flags |= STEP_BAD_GRAD;
         optim_apply_max_norm(x->opt, model->params);
+        exchange_mirror_made(x);
     }
     /* forward and backward run interleaved over shards: split evenly */
     out->times.forward = out->times.backward = 0.5 * (t1 - t0);

@@ -39,8 +39,13 @@ int exchange_flags_from_slots(const float *ctrl);
 
 /* The optimizer on [lo, lo + n) of the summed gradient: clipping by the
  * whole gradient's norm (segmented: the squares added over ranks), decay,
- * Adam. Returns the count of non-finite gradient elements. */
-size_t exchange_update(Exchange *x, size_t lo, size_t n, int segmented);
+ * Adam; the model's bf16 copy of that segment too when it has one and
+ * mirror is set. Returns the count of non-finite gradient elements. */
+size_t exchange_update(Exchange *x, size_t lo, size_t n, int segmented, int mirror);
+
+/* After an update that wrote the bf16 copy of every parameter this rank
+ * reads: the copy holds unless max-norm rescales params afterwards. */
+void exchange_mirror_made(Exchange *x);
 
 /* The exact kind (exchange_exact.c). */
 int exact_create(Exchange *x, int threads, Error *e);

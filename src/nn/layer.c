@@ -72,6 +72,14 @@ static bf16 *bf16_dy(const Layer *l)
 
 bf16 *layer_bf16_input(const Layer *l) { return bf16_x(l); }
 
+/* The bf16 W a pass multiplies with: the optimizer's copy when the pass has
+ * one (c->params_bf16, at W's offset in params), else the layer's own,
+ * which the forward pass converts. */
+static const bf16 *pass_W(const Layer *l, const LayerCtx *c)
+{
+    return c->params_bf16 ? c->params_bf16 + (W_of(l, c->params) - c->params) : bf16_W(l);
+}
+
 static size_t dense_scratch(const Layer *l, int max_batch)
 {
     if (l->precision != PRECISION_BF16)
@@ -86,10 +94,12 @@ static void dense_forward_layer(const Layer *l, const LayerCtx *c, const float *
     const float p = c->train ? l->drop : 0.0f;
     const float *W = W_of(l, c->params);
     if (l->precision == PRECISION_BF16) {
-        bf16_convert(bf16_W(l), W, (size_t)in * out);
+        const bf16 *Wb = pass_W(l, c);
+        if (Wb == bf16_W(l))
+            bf16_convert(bf16_W(l), W, (size_t)in * out);
         if (!l->x_given)
             bf16_convert(bf16_x(l), x, (size_t)B * in);
-        gemm_run(&l->mm[DENSE_FWD], B, bf16_x(l), bf16_W(l), y);
+        gemm_run(&l->mm[DENSE_FWD], B, bf16_x(l), Wb, y);
     } else {
         gemm_run(&l->mm[DENSE_FWD], B, x, W, y);
     }
@@ -113,10 +123,10 @@ static void dense_backward_layer(const Layer *l, const LayerCtx *c, const float 
     bias_backward(b_of(l, c->grads), dy, B, out);
     float *dW = W_of(l, c->grads);
     if (l->precision == PRECISION_BF16) {
-        /* bf16_W and bf16_x still hold this step's forward copies */
+        /* the forward pass's copies of W and x still hold */
         gemm_run(&l->mm[DENSE_DW], B, bf16_x(l), bf16_dy(l), dW);
         if (dx)
-            gemm_run(&l->mm[DENSE_DX], B, bf16_dy(l), bf16_W(l), dx);
+            gemm_run(&l->mm[DENSE_DX], B, bf16_dy(l), pass_W(l, c), dx);
         return;
     }
     gemm_run(&l->mm[DENSE_DW], B, x, dy, dW);

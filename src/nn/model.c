@@ -420,7 +420,12 @@ int model_create(Model *m, const ModelSpec *spec, Shape input, int classes, int 
         return -1;
     m->max_batch = max_batch;
     const size_t act = place_buffers(m, NULL);
-    const size_t total = 2 * m->param_floats + MODEL_CTRL_FLOATS + act;
+    int bf16_dense = 0;
+    for (int i = 0; i < m->num_layers; i++)
+        bf16_dense |= m->layers[i].spec.kind == LAYER_DENSE &&
+                      m->layers[i].precision == PRECISION_BF16;
+    const size_t mirror = bf16_dense ? pad((m->param_floats + 1) / 2) : 0;
+    const size_t total = 2 * m->param_floats + MODEL_CTRL_FLOATS + act + mirror;
     if (total > SIZE_MAX / sizeof(float) / 2)
         return err_set(e, "model too large");
     m->arena = alloc_aligned(total * sizeof(float));
@@ -429,6 +434,10 @@ int model_create(Model *m, const ModelSpec *spec, Shape input, int classes, int 
                        total * sizeof(float) >> 20);
     model_use_buffers(m, NULL, NULL);
     place_buffers(m, m->arena + 2 * m->param_floats + MODEL_CTRL_FLOATS);
+    if (mirror) {
+        m->own_bf16 = (bf16 *)(m->arena + total - mirror);
+        model_use_bf16_mirror(m, NULL);
+    }
     link_bf16_inputs(m);
     if (plan_products(m, e)) {
         model_free(m);
@@ -475,6 +484,14 @@ void model_use_buffers(Model *m, float *params, float *grads)
     m->ctrl = m->grads + m->param_floats;
 }
 
+void model_use_bf16_mirror(Model *m, bf16 *mirror)
+{
+    if (!m->own_bf16)
+        return;
+    m->params_bf16 = mirror ? mirror : m->own_bf16;
+    m->bf16_fresh = 0;
+}
+
 void model_free(Model *m)
 {
     if (m->plans)
@@ -488,6 +505,7 @@ void model_free(Model *m)
 
 void model_init_params(Model *m, uint64_t seed)
 {
+    model_params_changed(m);
     for (int i = 0; i < m->num_layers; i++) {
         const LayerOps *ops = layer_ops(m->layers[i].spec.kind);
         if (ops->init)
@@ -512,8 +530,13 @@ const float *model_forward(Model *m, const float *x, int B, int train, uint64_t 
     m->train = train;
     m->dropout_key = dropout_key;
     m->sample_ids = sample_ids;
+    /* evaluation passes convert their own copy: they run between steps,
+     * where anything (a restored best epoch, a loaded file) may have
+     * written params */
+    m->pass_bf16 = train && m->bf16_fresh ? m->params_bf16 : NULL;
     const LayerCtx c = {.params = m->params, .grads = m->grads, .train = train,
-                        .dropout_key = dropout_key, .sample_ids = sample_ids};
+                        .dropout_key = dropout_key, .sample_ids = sample_ids,
+                        .params_bf16 = m->pass_bf16};
     const float *in = x;
     for (int i = 0; i < m->num_layers; i++) {
         const Layer *l = &m->layers[i];
@@ -535,7 +558,8 @@ double model_backward(Model *m, const float *x, const uint8_t *labels, int B, fl
         first++;
     float *d = m->delta[0], *other = m->delta[1];
     const LayerCtx c = {.params = m->params, .grads = m->grads, .train = m->train,
-                        .dropout_key = m->dropout_key, .sample_ids = m->sample_ids};
+                        .dropout_key = m->dropout_key, .sample_ids = m->sample_ids,
+                        .params_bf16 = m->pass_bf16};
     const double loss = softmax_xent(d, pred, layer_input(m, m->num_layers, x), labels, B,
                                      m->classes, grad_scale, m->label_smoothing);
     for (int i = m->num_layers - 1; i >= first; i--) {

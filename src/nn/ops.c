@@ -11,6 +11,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__SSE2__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "mnist/rng.h"
 
@@ -27,6 +31,25 @@ void ops_blas_threads(int threads)
 #else
     (void)threads; /* a generic BLAS threads (if at all) through OpenMP */
 #endif
+}
+
+static void flush_denormals_here(void)
+{
+#if defined(__SSE2__)
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#elif defined(__aarch64__)
+    unsigned long fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1ul << 24)));
+#endif
+}
+
+void ops_flush_denormals(void)
+{
+    flush_denormals_here();
+#pragma omp parallel
+    flush_denormals_here();
 }
 
 const char *ops_blas_config(void)

@@ -6,29 +6,60 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t adam_step(Adam *opt, float *restrict w, float *restrict m, float *restrict v,
-               const float *restrict g, size_t n)
+/* A step's constants: t advanced, the bias corrections folded in (in
+ * double: 1 - b2^t underflows slowly and matters at small t; folding them
+ * into a step size and an epsilon keeps one divide). */
+typedef struct {
+    float b1, b2, a1, a2, inv_c1, inv_c2, lr, eps;
+} AdamStep;
+
+static AdamStep adam_begin(Adam *opt)
 {
     opt->t += 1;
-    /* Bias corrections in double: 1 - b2^t underflows slowly and matters at
-     * small t. Folding them into a step size and an epsilon keeps one divide. */
     const double c1 = 1.0 - pow(opt->beta1, (double)opt->t);
     const double c2 = 1.0 - pow(opt->beta2, (double)opt->t);
-    const float b1 = opt->beta1, b2 = opt->beta2;
-    const float a1 = 1.0f - b1, a2 = 1.0f - b2;
-    const float inv_c1 = (float)(1.0 / c1), inv_c2 = (float)(1.0 / c2);
-    const float lr = opt->lr, eps = opt->eps;
+    return (AdamStep){.b1 = opt->beta1, .b2 = opt->beta2, .a1 = 1.0f - opt->beta1,
+                      .a2 = 1.0f - opt->beta2, .inv_c1 = (float)(1.0 / c1),
+                      .inv_c2 = (float)(1.0 / c2), .lr = opt->lr, .eps = opt->eps};
+}
+
+/* One element: m and v updated in place, the new weight returned. */
+static inline float adam_element(const AdamStep *k, float w, float *restrict m,
+                                 float *restrict v, float g)
+{
+    const float mi = k->b1 * *m + k->a1 * g;
+    const float vi = k->b2 * *v + k->a2 * g * g;
+    *m = mi;
+    *v = vi;
+    return w - k->lr * (mi * k->inv_c1) / (sqrtf(vi * k->inv_c2) + k->eps);
+}
+
+/* Two loops, not one with a test: OpenMP outlines a loop before inlining,
+ * so a shared body would keep the test and lose the vectorisation. */
+size_t adam_step(Adam *opt, float *restrict w, float *restrict m, float *restrict v,
+                 const float *restrict g, size_t n)
+{
+    const AdamStep k = adam_begin(opt);
     size_t bad = 0;
 #pragma omp parallel for simd schedule(static) reduction(+ : bad)
     for (size_t i = 0; i < n; i++) {
-        const float gi = g[i];
-        /* g - g is 0 for finite g and NaN otherwise: a branch-free check */
-        bad += (gi - gi) != 0.0f;
-        const float mi = b1 * m[i] + a1 * gi;
-        const float vi = b2 * v[i] + a2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] -= lr * (mi * inv_c1) / (sqrtf(vi * inv_c2) + eps);
+        bad += (g[i] - g[i]) != 0.0f; /* 0 for finite g, NaN otherwise: branch-free */
+        w[i] = adam_element(&k, w[i], m + i, v + i, g[i]);
+    }
+    return bad;
+}
+
+size_t adam_step_bf16(Adam *opt, float *restrict w, float *restrict m, float *restrict v,
+                      const float *restrict g, size_t n, bf16 *restrict wb)
+{
+    const AdamStep k = adam_begin(opt);
+    size_t bad = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : bad)
+    for (size_t i = 0; i < n; i++) {
+        bad += (g[i] - g[i]) != 0.0f;
+        const float wi = adam_element(&k, w[i], m + i, v + i, g[i]);
+        w[i] = wi;
+        wb[i] = bf16_from_float(wi);
     }
     return bad;
 }
@@ -121,7 +152,8 @@ double optim_sq_sum(const float *g, size_t lo, size_t n)
     return sq;
 }
 
-size_t optim_step(Optimizer *o, float *params, float *g, size_t lo, size_t n, double grad_sq)
+size_t optim_step(Optimizer *o, float *params, float *g, size_t lo, size_t n, double grad_sq,
+                  bf16 *mirror)
 {
     o->adam.lr = (float)schedule_lr(&o->sched, o->adam.t + 1);
     if (o->clip_norm > 0.0f) {
@@ -142,6 +174,8 @@ size_t optim_step(Optimizer *o, float *params, float *g, size_t lo, size_t n, do
             if (from < to)
                 optim_decay(params + from, to - from, o->adam.lr, o->weight_decay);
         }
+    if (mirror)
+        return adam_step_bf16(&o->adam, params + lo, o->m + lo, o->v + lo, g + lo, n, mirror + lo);
     return adam_step(&o->adam, params + lo, o->m + lo, o->v + lo, g + lo, n);
 }
 

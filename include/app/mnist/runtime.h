@@ -33,7 +33,8 @@ int rt_agree_code(const Comm *c, int status, int code, const Error *e);
 
 /* Collective: threads per rank (--threads, else OMP_NUM_THREADS, else the
  * CPUs this rank may use shared by the ranks on its node), applied to OpenMP
- * and OpenBLAS. Rank 0 warns about oversubscription or a too-narrow binding
+ * and OpenBLAS, and denormals flushed to zero on every thread
+ * (ops_flush_denormals). Rank 0 warns about oversubscription or a too-narrow binding
  * unless quiet. */
 int rt_threads(const Config *cfg, const Comm *comm);
 

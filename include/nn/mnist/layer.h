@@ -94,6 +94,7 @@ typedef struct LayerCtx {
     int train;               /* dropout on */
     uint64_t dropout_key;    /* the step's mask stream */
     const uint64_t *sample_ids;
+    const bf16 *params_bf16; /* bf16 copy of params (same offsets), NULL: convert */
 } LayerCtx;
 
 /* What a kind does. x is the layer's input [B, in], y its output [B, out]

@@ -45,6 +45,14 @@ typedef struct Model {
     float *ctrl;           /* MODEL_CTRL_FLOATS floats right after grads: flags summed with the
                               gradients, so they cost no extra message */
     float *delta[2];       /* backward ping-pong buffers [max_batch, widest activation] */
+    /* --precision bf16: a bf16 copy of params (same offsets), made by the
+     * optimizer as it writes the weights (optim_step's mirror), so a
+     * training pass's dense layers need not convert their W again. NULL
+     * without bf16 dense layers; in the arena or the node's shared window. */
+    bf16 *params_bf16;
+    bf16 *own_bf16;        /* the arena's copy (NULL: none) */
+    int bf16_fresh;        /* params_bf16 holds exactly params (set by whoever made it) */
+    const bf16 *pass_bf16; /* the copy the last forward pass used (NULL: converted its own) */
     /* the last forward pass, for backward and the layers' masks */
     int train;
     uint64_t dropout_key;
@@ -131,6 +139,14 @@ void model_zero_grads(Model *m);
  * MODEL_CTRL_FLOATS). NULL points either back into the model's own arena,
  * which stays allocated (model_free frees it). */
 void model_use_buffers(Model *m, float *params, float *grads);
+
+/* Points params_bf16 at mirror (param_floats bf16 values; NULL: back into
+ * the arena) and marks it stale. No-op for a model without one. */
+void model_use_bf16_mirror(Model *m, bf16 *mirror);
+
+/* Call after changing params by any means but optim_step's mirror: the bf16
+ * copy is stale and the next pass converts the weights itself. */
+static inline void model_params_changed(Model *m) { m->bf16_fresh = 0; }
 
 /* In place on x[B, input]: x = (x - in_mean) * in_scale (the input
  * standardisation the model was trained with). */

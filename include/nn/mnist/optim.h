@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mnist/bf16.h"
+
 #include "mnist/tensor.h"
 #include "mnist/util.h"
 
@@ -24,6 +26,13 @@ typedef struct Adam {
  * not depend on the thread count. Returns how many g were NaN or infinite
  * (counted in the same sweep; the update is applied regardless). */
 size_t adam_step(Adam *opt, float *w, float *m, float *v, const float *g, size_t n);
+
+/* adam_step that also writes wb[i] = bf16_from_float(new w[i]) in the same
+ * sweep: the bf16 copy of the weights --precision bf16 multiplies with,
+ * made where the weights are written anyway instead of read again by the
+ * next forward pass. */
+size_t adam_step_bf16(Adam *opt, float *w, float *m, float *v, const float *g, size_t n,
+                      bf16 *wb);
 
 /* Learning-rate schedule over optimizer steps (1-based step t). */
 typedef enum { SCHED_CONSTANT, SCHED_COSINE, SCHED_STEP } SchedKind;
@@ -87,8 +96,11 @@ double optim_sq_sum(const float *g, size_t lo, size_t n);
  * most clip_norm; weights decayed (the part of each decay tensor inside the
  * segment); one Adam step. grad_sq is the sum of squares over the WHOLE
  * gradient (optim_sq_sum over every segment, added across ranks); unused
- * when clip_norm is 0. Returns the count of non-finite gradient elements. */
-size_t optim_step(Optimizer *o, float *params, float *g, size_t lo, size_t n, double grad_sq);
+ * when clip_norm is 0. mirror (optional, param-sized): receives the bf16
+ * copy of the segment's updated params (adam_step_bf16). Returns the count
+ * of non-finite gradient elements. */
+size_t optim_step(Optimizer *o, float *params, float *g, size_t lo, size_t n, double grad_sq,
+                  bf16 *mirror);
 
 /* The max-norm constraint on the whole (updated) params: each column of a
  * max-norm tensor rescaled to L2 norm at most max_norm. No-op when 0. */
