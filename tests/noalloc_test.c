@@ -302,9 +302,9 @@ int main(int argc, char **argv)
     for (Path p = PATH_DEFAULT; p <= PATH_DET; p++)
         run_path(&world, &d, p, threads, CNN, PRECISION_FP32);
     /* --precision bf16 where this CPU runs it: the bf16 copies live in the
-     * layers' scratch and oneDNN's primitives are made before the step */
-    const char *isa;
-    if (gemm_bf16_native(&isa)) {
+     * arena (or the node's window) and oneDNN's primitives are made before
+     * the step */
+    if (gemm_bf16_native(NULL)) {
         static const Path BF16_PATHS[] = {PATH_DEFAULT, PATH_DET};
         for (int k = 0; k < 2; k++) {
             run_path(&world, &d, BF16_PATHS[k], threads, NULL, PRECISION_BF16);

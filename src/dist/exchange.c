@@ -69,11 +69,10 @@ static int segments_init(Exchange *x)
 static int shared_enter(Exchange *x)
 {
     Model *m = x->model;
-    /* the parameters, then (bf16 models) their bf16 copy on its own lines */
-    const size_t pf = (m->param_floats + 15) / 16 * 16;
-    const size_t mirror = m->params_bf16 ? (m->param_floats + 1) / 2 : 0;
+    /* the parameters, then (bf16 models) their bf16 copy */
+    const size_t mirror = model_bf16_floats(m);
     const int rc = comm_shared_init(x->comm, &x->shared, m->param_floats + MODEL_CTRL_FLOATS,
-                                    pf + mirror);
+                                    m->param_floats + mirror);
     if (rc != 0)
         return rc;
     if (x->shared.local_rank == 0)
@@ -81,7 +80,7 @@ static int shared_enter(Exchange *x)
     comm_shared_sync(&x->shared);
     model_use_buffers(m, x->shared.params, x->shared.grads[x->shared.local_rank]);
     if (mirror)
-        model_use_bf16_mirror(m, (bf16 *)(x->shared.params + pf));
+        model_use_bf16_mirror(m, (bf16 *)(x->shared.params + m->param_floats));
     return 0;
 }
 

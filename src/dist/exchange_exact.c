@@ -79,7 +79,8 @@ static void shard_gradients(Exchange *x, const StepIn *in)
         float *g = w->shard_grads + (size_t)k * nf;
         memset(g, 0, sizeof(float) * nf);
         model_use_buffers(ws, model->params, g);
-        /* the optimizer's bf16 copy of the weights, when the last update made one */
+        /* the optimizer's bf16 copy of the weights, when the last update made
+         * one (else ws converts into its own) */
         ws->params_bf16 = model->params_bf16;
         ws->bf16_fresh = model->bf16_fresh;
         const int b = p->batch[p->first + k], off = offset[k];

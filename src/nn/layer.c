@@ -55,16 +55,12 @@ static void dense_init(const Layer *l, float *params, uint64_t seed)
     memset(b_of(l, params), 0, sizeof(float) * (size_t)l->spec.units);
 }
 
-/* A bf16 dense layer's copies in its scratch: W [in, out], then its input
- * x [max_rows, in] (kept for the weight gradient), then dy [max_rows, out];
- * each starts on a 64-byte line. */
+/* A bf16 dense layer's copies in its scratch: its input x [max_rows, in]
+ * (kept for the weight gradient), then dy [max_rows, out], each on a 64-byte
+ * line. Its W's copy is the pass's bf16 copy of params (LayerCtx). */
 #define BF16_LINE 32
 static size_t bf16_pad(size_t n) { return (n + BF16_LINE - 1) / BF16_LINE * BF16_LINE; }
-static bf16 *bf16_W(const Layer *l) { return (bf16 *)l->scratch; }
-static bf16 *bf16_x(const Layer *l)
-{
-    return bf16_W(l) + bf16_pad(shape_size(l->in) * (size_t)l->spec.units);
-}
+static bf16 *bf16_x(const Layer *l) { return (bf16 *)l->scratch; }
 static bf16 *bf16_dy(const Layer *l)
 {
     return bf16_x(l) + bf16_pad(shape_size(l->in) * (size_t)l->max_rows);
@@ -72,12 +68,10 @@ static bf16 *bf16_dy(const Layer *l)
 
 bf16 *layer_bf16_input(const Layer *l) { return bf16_x(l); }
 
-/* The bf16 W a pass multiplies with: the optimizer's copy when the pass has
- * one (c->params_bf16, at W's offset in params), else the layer's own,
- * which the forward pass converts. */
-static const bf16 *pass_W(const Layer *l, const LayerCtx *c)
+/* W's bf16 copy in the pass's copy of params (same offsets). */
+static bf16 *bf16_W(const Layer *l, const LayerCtx *c)
 {
-    return c->params_bf16 ? c->params_bf16 + (W_of(l, c->params) - c->params) : bf16_W(l);
+    return c->params_bf16 + (W_of(l, c->params) - c->params);
 }
 
 static size_t dense_scratch(const Layer *l, int max_batch)
@@ -85,7 +79,7 @@ static size_t dense_scratch(const Layer *l, int max_batch)
     if (l->precision != PRECISION_BF16)
         return 0;
     const size_t in = shape_size(l->in), out = (size_t)l->spec.units, rows = (size_t)max_batch;
-    return (bf16_pad(in * out) + bf16_pad(rows * in) + bf16_pad(rows * out)) / 2;
+    return (bf16_pad(rows * in) + bf16_pad(rows * out)) / 2;
 }
 
 static void dense_forward_layer(const Layer *l, const LayerCtx *c, const float *x, float *y, int B)
@@ -94,9 +88,9 @@ static void dense_forward_layer(const Layer *l, const LayerCtx *c, const float *
     const float p = c->train ? l->drop : 0.0f;
     const float *W = W_of(l, c->params);
     if (l->precision == PRECISION_BF16) {
-        const bf16 *Wb = pass_W(l, c);
-        if (Wb == bf16_W(l))
-            bf16_convert(bf16_W(l), W, (size_t)in * out);
+        bf16 *Wb = bf16_W(l, c);
+        if (c->convert_bf16)
+            bf16_convert(Wb, W, (size_t)in * out);
         if (!l->x_given)
             bf16_convert(bf16_x(l), x, (size_t)B * in);
         gemm_run(&l->mm[DENSE_FWD], B, bf16_x(l), Wb, y);
@@ -126,7 +120,7 @@ static void dense_backward_layer(const Layer *l, const LayerCtx *c, const float 
         /* the forward pass's copies of W and x still hold */
         gemm_run(&l->mm[DENSE_DW], B, bf16_x(l), bf16_dy(l), dW);
         if (dx)
-            gemm_run(&l->mm[DENSE_DX], B, bf16_dy(l), pass_W(l, c), dx);
+            gemm_run(&l->mm[DENSE_DX], B, bf16_dy(l), bf16_W(l, c), dx);
         return;
     }
     gemm_run(&l->mm[DENSE_DW], B, x, dy, dW);

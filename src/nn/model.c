@@ -424,7 +424,7 @@ int model_create(Model *m, const ModelSpec *spec, Shape input, int classes, int 
     for (int i = 0; i < m->num_layers; i++)
         bf16_dense |= m->layers[i].spec.kind == LAYER_DENSE &&
                       m->layers[i].precision == PRECISION_BF16;
-    const size_t mirror = bf16_dense ? pad((m->param_floats + 1) / 2) : 0;
+    const size_t mirror = bf16_dense ? m->param_floats / 2 : 0; /* param_floats: lines of 16 */
     const size_t total = 2 * m->param_floats + MODEL_CTRL_FLOATS + act + mirror;
     if (total > SIZE_MAX / sizeof(float) / 2)
         return err_set(e, "model too large");
@@ -530,13 +530,14 @@ const float *model_forward(Model *m, const float *x, int B, int train, uint64_t 
     m->train = train;
     m->dropout_key = dropout_key;
     m->sample_ids = sample_ids;
-    /* evaluation passes convert their own copy: they run between steps,
-     * where anything (a restored best epoch, a loaded file) may have
+    /* evaluation passes convert into the private copy: they run between
+     * steps, where anything (a restored best epoch, a loaded file) may have
      * written params */
     m->pass_bf16 = train && m->bf16_fresh ? m->params_bf16 : NULL;
     const LayerCtx c = {.params = m->params, .grads = m->grads, .train = train,
                         .dropout_key = dropout_key, .sample_ids = sample_ids,
-                        .params_bf16 = m->pass_bf16};
+                        .params_bf16 = m->pass_bf16 ? m->pass_bf16 : m->own_bf16,
+                        .convert_bf16 = !m->pass_bf16};
     const float *in = x;
     for (int i = 0; i < m->num_layers; i++) {
         const Layer *l = &m->layers[i];
@@ -559,7 +560,7 @@ double model_backward(Model *m, const float *x, const uint8_t *labels, int B, fl
     float *d = m->delta[0], *other = m->delta[1];
     const LayerCtx c = {.params = m->params, .grads = m->grads, .train = m->train,
                         .dropout_key = m->dropout_key, .sample_ids = m->sample_ids,
-                        .params_bf16 = m->pass_bf16};
+                        .params_bf16 = m->pass_bf16 ? m->pass_bf16 : m->own_bf16};
     const double loss = softmax_xent(d, pred, layer_input(m, m->num_layers, x), labels, B,
                                      m->classes, grad_scale, m->label_smoothing);
     for (int i = m->num_layers - 1; i >= first; i--) {

@@ -94,7 +94,11 @@ typedef struct LayerCtx {
     int train;               /* dropout on */
     uint64_t dropout_key;    /* the step's mask stream */
     const uint64_t *sample_ids;
-    const bf16 *params_bf16; /* bf16 copy of params (same offsets), NULL: convert */
+    /* --precision bf16: the copy of params (same offsets) bf16 dense layers
+     * multiply with; with convert_bf16 the forward pass first writes its
+     * W's part, else the optimizer already did (model_forward decides) */
+    bf16 *params_bf16;
+    int convert_bf16;
 } LayerCtx;
 
 /* What a kind does. x is the layer's input [B, in], y its output [B, out]

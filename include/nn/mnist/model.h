@@ -45,14 +45,16 @@ typedef struct Model {
     float *ctrl;           /* MODEL_CTRL_FLOATS floats right after grads: flags summed with the
                               gradients, so they cost no extra message */
     float *delta[2];       /* backward ping-pong buffers [max_batch, widest activation] */
-    /* --precision bf16: a bf16 copy of params (same offsets), made by the
-     * optimizer as it writes the weights (optim_step's mirror), so a
-     * training pass's dense layers need not convert their W again. NULL
-     * without bf16 dense layers; in the arena or the node's shared window. */
+    /* --precision bf16 (NULL without bf16 dense layers): params_bf16 is the
+     * bf16 copy of params (same offsets) the optimizer writes as it updates
+     * the weights (optim_step's mirror), in the arena (own_bf16) or in the
+     * node's shared window. A training pass multiplies with it while
+     * bf16_fresh says it holds exactly params; any other pass converts its
+     * dense layers' W into own_bf16 (private to this rank) first. */
     bf16 *params_bf16;
-    bf16 *own_bf16;        /* the arena's copy (NULL: none) */
-    int bf16_fresh;        /* params_bf16 holds exactly params (set by whoever made it) */
-    const bf16 *pass_bf16; /* the copy the last forward pass used (NULL: converted its own) */
+    bf16 *own_bf16;
+    int bf16_fresh;
+    bf16 *pass_bf16;       /* the last forward pass's optimizer copy (NULL: it converted) */
     /* the last forward pass, for backward and the layers' masks */
     int train;
     uint64_t dropout_key;
@@ -143,6 +145,13 @@ void model_use_buffers(Model *m, float *params, float *grads);
 /* Points params_bf16 at mirror (param_floats bf16 values; NULL: back into
  * the arena) and marks it stale. No-op for a model without one. */
 void model_use_bf16_mirror(Model *m, bf16 *mirror);
+
+/* The floats the bf16 copy of params takes (param_floats / 2), 0 for a
+ * model without one. */
+static inline size_t model_bf16_floats(const Model *m)
+{
+    return m->own_bf16 ? m->param_floats / 2 : 0;
+}
 
 /* Call after changing params by any means but optim_step's mirror: the bf16
  * copy is stale and the next pass converts the weights itself. */

@@ -15,6 +15,7 @@
  * generic BLAS follows OpenMP's setting); ops_blas_config names it and its
  * build, as --version prints it. */
 void ops_blas_threads(int threads);
+const char *ops_blas_config(void);
 
 /* Denormal (subnormal) floats read as zero and results that would be one
  * are written as zero (x86: MXCSR's DAZ and FTZ; aarch64: FPCR.FZ), on the
@@ -25,7 +26,6 @@ void ops_blas_threads(int threads);
  * slower than its epoch 1. Same bits for any rank and thread count, like
  * everything else; a no-op on other CPUs. bf16 products flush anyway. */
 void ops_flush_denormals(void);
-const char *ops_blas_config(void);
 
 /* y[B,out] = x[B,in] · W[in,out]. Overwrites y; bias and activation are
  * applied by the fused pass below. */

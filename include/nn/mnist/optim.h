@@ -10,7 +10,6 @@
 #include <stdint.h>
 
 #include "mnist/bf16.h"
-
 #include "mnist/tensor.h"
 #include "mnist/util.h"
 
